@@ -1,0 +1,138 @@
+"""The one exception hierarchy of dokku-tasks.
+
+Every error a user can cause derives from :class:`DokkuTasksError`; the CLI turns it into one
+line on stderr and :attr:`DokkuTasksError.exit_code`.  Anything else is a bug and keeps its
+traceback.
+"""
+
+from __future__ import annotations
+
+
+class DokkuTasksError(Exception):
+    """Base class: a failure with a message fit for one line, and the exit code it maps to."""
+
+    exit_code: int = 1
+
+    @property
+    def message(self) -> str:
+        return str(self)
+
+
+class InvalidAppNameError(DokkuTasksError):
+    """An app name outside the rules (lowercase letters, digits, dashes; at most 63)."""
+
+
+class AppNotFoundError(DokkuTasksError):
+    """The app does not exist (exit 20, as Dokku)."""
+
+    exit_code = 20
+
+    def __init__(self, app: str) -> None:
+        super().__init__(f"App {app} does not exist")
+        self.app = app
+
+
+class AppExistsError(DokkuTasksError):
+    """``apps:create`` of a name that is taken."""
+
+
+class UsageError(DokkuTasksError):
+    """A command was called with arguments that do not fit it."""
+
+
+class PropertyError(DokkuTasksError):
+    """An unknown property, or a property file that cannot be read or written."""
+
+
+class ParseError(DokkuTasksError):
+    """app.json or a Procfile that does not parse.
+
+    ``filename`` names the file (``app.json``, ``Procfile``); ``line`` and ``column`` are
+    1-based where the parser knows them.
+    """
+
+    def __init__(
+        self, filename: str, detail: str, line: int | None = None, column: int | None = None
+    ) -> None:
+        where = ""
+        if line is not None:
+            where = f" at line {line}" + (f", column {column}" if column is not None else "")
+        super().__init__(f"Invalid {filename}{where}: {detail}")
+        self.filename = filename
+        self.detail = detail
+        self.line = line
+        self.column = column
+
+
+class SourceError(DokkuTasksError):
+    """The source tree, image or app.json path cannot be used (missing, escapes its base, ...)."""
+
+
+class EngineError(DokkuTasksError):
+    """The Docker engine could not be reached or refused a request."""
+
+
+class BuildError(EngineError):
+    """``docker build`` of the app's Dockerfile failed."""
+
+
+class CommandError(DokkuTasksError):
+    """A task command that cannot be turned into an argv (for example unbalanced quotes)."""
+
+
+class TaskFailedError(DokkuTasksError):
+    """A deployment task exited non-zero.  Carries the phase, command and real exit status."""
+
+    def __init__(self, phase: str, command: str, exit_code: int) -> None:
+        super().__init__(
+            f"Execution of {phase} task failed: {command} (exit status {exit_code})"
+        )
+        self.phase = phase
+        self.command = command
+        self.task_exit_code = exit_code
+
+
+class TaskTimeoutError(DokkuTasksError):
+    """A deployment task ran past its timeout and was killed."""
+
+    def __init__(self, phase: str, seconds: float) -> None:
+        shown = int(seconds) if float(seconds).is_integer() else seconds
+        super().__init__(f"{phase} task timed out after {shown} seconds")
+        self.phase = phase
+        self.seconds = seconds
+
+
+class DeployLockedError(DokkuTasksError):
+    """Another deploy of the same app holds its lock."""
+
+    def __init__(self, app: str) -> None:
+        super().__init__(f"A deploy of {app} is already in progress")
+        self.app = app
+
+
+class InterruptedDeployError(DokkuTasksError):
+    """The deploy was stopped by a signal; exit code 128 + signal number."""
+
+    def __init__(self, signum: int, name: str) -> None:
+        super().__init__(f"Deploy interrupted by {name}; task containers removed")
+        self.exit_code = 128 + signum
+        self.signum = signum
+
+
+class PluginError(DokkuTasksError):
+    """A plugin failed to load or raised while its hook ran.  Always names the plugin."""
+
+    def __init__(self, plugin_name: str, detail: str, hook: str | None = None) -> None:
+        where = f" in hook {hook}" if hook else ""
+        super().__init__(f"Plugin {plugin_name!r} failed{where}: {detail}")
+        self.plugin_name = plugin_name
+        self.hook = hook
+
+
+class PluginLoadError(PluginError):
+    """A plugin could not be imported or validated."""
+
+    def __init__(self, plugin_name: str, detail: str) -> None:
+        DokkuTasksError.__init__(self, f"Plugin {plugin_name!r} could not be loaded: {detail}")
+        self.plugin_name = plugin_name
+        self.hook = None

@@ -1,0 +1,151 @@
+"""The hook specifications: the public contract between dokku-tasks and its plugins.
+
+Plugins implement these with the :data:`hookimpl` marker (``from dokku_tasks import hookimpl``)
+and may accept any subset of a hook's arguments.  The core always calls hooks with keyword
+arguments.  Every exception a hook implementation raises fails the command with one line that
+names the plugin (:class:`dokku_tasks.errors.PluginError`).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pluggy
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .models import (
+        ContainerOptions,
+        DeployContext,
+        DeployResult,
+        ImageInfo,
+        ReportSection,
+        Task,
+    )
+    from .properties import PropertyStore
+    from .scheduling import Scheduler
+
+PROJECT_NAME = "dokku_tasks"
+
+hookspec = pluggy.HookspecMarker(PROJECT_NAME)
+hookimpl = pluggy.HookimplMarker(PROJECT_NAME)
+"""Marker for hook implementations: ``@hookimpl`` or ``@hookimpl(wrapper=True, tryfirst=True)``."""
+
+# -- deploy phases -------------------------------------------------------------------------
+# Each phase hook is called once when its phase starts, after the previous phase has finished.
+# Host-side steps run right there; tasks to run in a container are returned as data.
+
+
+@hookspec
+def pre_deploy(app: str, context: DeployContext) -> Task | Sequence[Task] | None:
+    """Called when the predeploy phase starts: the image is built, nothing is scheduled yet.
+
+    :param app: the app's name.
+    :param context: the deploy so far; ``context.image`` is the freshly built image.
+    :return: tasks to run in containers of ``context.image`` (a task with ``commit=True`` is
+        committed into the image that later phases and the processes use), or ``None``.
+        Results of all implementations run in hook-call order.
+    """
+
+
+@hookspec
+def release(app: str, context: DeployContext) -> Task | Sequence[Task] | None:
+    """Called when the release phase starts: predeploy has succeeded, nothing is scheduled yet.
+
+    :param app: the app's name.
+    :param context: the deploy so far; ``context.image`` includes the predeploy commit.
+    :return: tasks to run in containers of ``context.image`` (never committed), or ``None``.
+    """
+
+
+@hookspec
+def post_deploy(app: str, context: DeployContext) -> Task | Sequence[Task] | None:
+    """Called after the app's new containers are running and the old ones are gone.
+
+    :param app: the app's name.
+    :param context: the deploy so far; ``context.image`` is the deployed image, and
+        ``context.first_deploy`` tells whether this is the app's first scheduled deploy.
+    :return: tasks to run in containers of the deployed image, or ``None``.  A failure here
+        fails the deploy but leaves the new containers running.
+    """
+
+
+@hookspec
+def deploy_finished(app: str, result: DeployResult) -> None:
+    """Called once at the end of every deploy that got past argument checks, success or not.
+
+    :param app: the app's name.
+    :param result: the deploy record; ``result.ok`` is false and ``result.error`` holds the
+        failure line when the deploy failed.
+    :return: nothing.  An exception here turns a successful deploy into a failed command.
+    """
+
+
+# -- containers ----------------------------------------------------------------------------
+
+
+@hookspec
+def container_options(app: str, context: DeployContext, phase: str) -> ContainerOptions | None:
+    """Called before each task or process container is created, to add env, mounts or a network.
+
+    :param app: the app's name.
+    :param context: the deploy so far.
+    :param phase: the task phase (``predeploy``, ``release``, ``postdeploy``,
+        ``heroku.postdeploy``) or ``deploy`` for a process container.
+    :return: options to lay over the deploy's own (env values replace, mounts add, a network
+        replaces), or ``None``.  All implementations are applied, first-called first.
+    """
+
+
+@hookspec(firstresult=True)
+def task_argv(app: str, task: Task, image: ImageInfo, context: DeployContext) -> Sequence[str] | None:
+    """Called for each task to turn its command string into the container's argv (its CMD).
+
+    The built-in ``entrypoint`` plugin implements Dokku's rule: an image with no ENTRYPOINT, or
+    exactly one of the four tini forms, gets ``<shell> -c "set -e; <command>"``; any other
+    ENTRYPOINT gets the command split with shell quoting rules, passed to it unwrapped.
+
+    :param app: the app's name.
+    :param task: the task to shape.
+    :param image: the image the task runs in (its ENTRYPOINT, CMD, WORKDIR).
+    :param context: the deploy so far (``context.shell`` is the configured shell, if any).
+    :return: the argv, or ``None`` to leave the decision to the next implementation.
+        Stops at the first non-``None`` result.
+    """
+
+
+# -- schedulers ----------------------------------------------------------------------------
+
+
+@hookspec(firstresult=True)
+def scheduler(name: str, engine: Engine) -> Scheduler | None:
+    """Called once per deploy to find the scheduler that runs the app's tasks and processes.
+
+    :param name: the selected scheduler (``docker-local``, ``swarm``, ...).
+    :param engine: the deploy's one connection to the Docker engine.
+    :return: a :class:`dokku_tasks.scheduling.Scheduler` for ``name``, or ``None`` when this
+        plugin does not provide it.  Stops at the first non-``None`` result.
+    """
+
+
+@hookspec
+def scheduler_names() -> Sequence[str]:
+    """Called to list the schedulers plugins provide, for validation and ``scheduler:report``.
+
+    :return: the names this plugin answers to in :func:`scheduler`.
+    """
+
+
+# -- reports -------------------------------------------------------------------------------
+
+
+@hookspec
+def report(app: str, properties: PropertyStore) -> ReportSection | None:
+    """Called by ``dokku-tasks report [APP]`` for each app, once per plugin.
+
+    :param app: the app's name.
+    :param properties: the property store, to read the plugin's settings.
+    :return: the plugin's section (``=====> APP TITLE information`` and aligned rows), or
+        ``None`` for no section.
+    """

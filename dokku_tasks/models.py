@@ -1,0 +1,205 @@
+"""The records that flow between the core, the plugins and the callers of the library.
+
+All of them are immutable (``attrs.frozen``): hooks receive them and return new ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import attrs
+
+if TYPE_CHECKING:
+    from .properties import PropertyStore
+
+#: The four deployment-task phases, in the order a deploy runs them.
+PREDEPLOY = "predeploy"
+RELEASE = "release"
+POSTDEPLOY = "postdeploy"
+HEROKU_POSTDEPLOY = "heroku.postdeploy"
+PHASES = (PREDEPLOY, RELEASE, POSTDEPLOY, HEROKU_POSTDEPLOY)
+
+
+def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
+    return dict(value or {})
+
+
+@attrs.frozen
+class AppJson:
+    """The parts of app.json that deployment tasks use.
+
+    ``predeploy`` and ``postdeploy`` are ``scripts.dokku.*``; ``heroku_postdeploy`` is Heroku's
+    once-only ``scripts.postdeploy``.  ``formation`` maps a process type to its ``quantity``.
+    """
+
+    predeploy: str | None = None
+    postdeploy: str | None = None
+    heroku_postdeploy: str | None = None
+    formation: Mapping[str, int] = attrs.field(factory=dict, converter=dict)
+
+    def script(self, phase: str) -> str | None:
+        """The command app.json gives for ``phase`` (``None`` when it gives none)."""
+        return {
+            PREDEPLOY: self.predeploy,
+            POSTDEPLOY: self.postdeploy,
+            HEROKU_POSTDEPLOY: self.heroku_postdeploy,
+        }.get(phase)
+
+
+@attrs.frozen
+class ProcfileEntry:
+    """One ``name: command`` line of a Procfile; ``line`` is 1-based."""
+
+    name: str
+    command: str
+    line: int
+
+
+@attrs.frozen
+class Procfile:
+    """A parsed Procfile: its entries sorted by name, as procfile-util sorts them."""
+
+    entries: tuple[ProcfileEntry, ...] = attrs.field(converter=tuple)
+
+    def get(self, name: str) -> ProcfileEntry | None:
+        """The entry called ``name``, if any."""
+        for entry in self.entries:
+            if entry.name == name:
+                return entry
+        return None
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return tuple(entry.name for entry in self.entries)
+
+
+@attrs.frozen
+class Mount:
+    """A host path bind-mounted into task and process containers."""
+
+    source: str
+    target: str
+    read_only: bool = False
+
+
+@attrs.frozen
+class ContainerOptions:
+    """What task and process containers of an app get besides the image: env, mounts, network."""
+
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=tuple)
+    network: str | None = None
+
+    def merged(self, other: ContainerOptions) -> ContainerOptions:
+        """These options with ``other`` laid over them (env updated, mounts added, network replaced)."""
+        return ContainerOptions(
+            env={**self.env, **other.env},
+            mounts=self.mounts + tuple(m for m in other.mounts if m not in self.mounts),
+            network=other.network if other.network is not None else self.network,
+        )
+
+
+@attrs.frozen
+class ImageInfo:
+    """What the engine says about an image: the fields deployment tasks depend on."""
+
+    ref: str
+    id: str
+    entrypoint: tuple[str, ...] | None = attrs.field(
+        default=None, converter=lambda v: tuple(v) if v else None
+    )
+    cmd: tuple[str, ...] | None = attrs.field(
+        default=None, converter=lambda v: tuple(v) if v else None
+    )
+    workdir: str = ""
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+
+
+@attrs.frozen
+class Task:
+    """A deployment task: a command that the core runs in a fresh container of the phase's image.
+
+    ``source`` is where it was declared (``app.json``, ``Procfile``), used in the log lines.
+    ``commit`` asks for the container to be committed into the image (predeploy).  ``plugin`` is
+    filled in by the core with the name of the plugin that returned the task.
+    """
+
+    phase: str
+    command: str
+    source: str
+    commit: bool = False
+    plugin: str = ""
+
+
+@attrs.frozen
+class TaskResult:
+    """How one task ran: its container, real exit status and wall time in seconds."""
+
+    phase: str
+    command: str
+    plugin: str
+    image: str
+    container_id: str
+    exit_code: int
+    duration: float
+    committed_image: str | None = None
+
+
+@attrs.frozen
+class DeployContext:
+    """Everything a deploy-phase hook may look at.  Plugins never need Docker to use it.
+
+    ``image`` is the image this phase's tasks run in.  ``app_json`` and ``procfile`` are
+    ``None`` when the app has none.  ``first_deploy`` is true until a deploy of the app has
+    scheduled its containers.  ``shell`` is the app's configured task shell, or ``None`` for
+    "bash where the image has it, else /bin/sh".
+    """
+
+    app: str
+    image: str
+    properties: PropertyStore
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    app_json: AppJson | None = None
+    procfile: Procfile | None = None
+    source_dir: Path | None = None
+    first_deploy: bool = False
+    shell: str | None = None
+
+
+@attrs.frozen
+class ReportRow:
+    """One line of a report section: ``key`` is the flag name without ``--``."""
+
+    key: str
+    label: str
+    value: str
+
+
+@attrs.frozen
+class ReportSection:
+    """A plugin's block in ``report``: ``=====> APP TITLE information`` and its rows."""
+
+    title: str
+    rows: tuple[ReportRow, ...] = attrs.field(converter=tuple)
+
+
+@attrs.frozen
+class DeployResult:
+    """The record of one deploy, successful or not.
+
+    ``image`` is the image ``dokku/APP:latest`` pointed at when the deploy ended (the new one on
+    success).  ``error`` is the one-line failure, ``None`` on success.
+    """
+
+    app: str
+    image: str | None
+    tasks: tuple[TaskResult, ...] = attrs.field(converter=tuple)
+    containers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    error: str | None = None
+    duration: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
