@@ -7,11 +7,18 @@ traceback.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .models import DeployResult
+
 
 class DokkuTasksError(Exception):
     """Base class: a failure with a message fit for one line, and the exit code it maps to."""
 
     exit_code: int = 1
+    #: The record of the deploy this error ended, when it got that far.
+    result: DeployResult | None = None
 
     @property
     def message(self) -> str:
@@ -84,9 +91,7 @@ class TaskFailedError(DokkuTasksError):
     """A deployment task exited non-zero.  Carries the phase, command and real exit status."""
 
     def __init__(self, phase: str, command: str, exit_code: int) -> None:
-        super().__init__(
-            f"Execution of {phase} task failed: {command} (exit status {exit_code})"
-        )
+        super().__init__(f"Execution of {phase} task failed: {command} (exit status {exit_code})")
         self.phase = phase
         self.command = command
         self.task_exit_code = exit_code

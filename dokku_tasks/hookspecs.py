@@ -99,7 +99,9 @@ def container_options(app: str, context: DeployContext, phase: str) -> Container
 
 
 @hookspec(firstresult=True)
-def task_argv(app: str, task: Task, image: ImageInfo, context: DeployContext) -> Sequence[str] | None:
+def task_argv(
+    app: str, task: Task, image: ImageInfo, context: DeployContext
+) -> Sequence[str] | None:
     """Called for each task to turn its command string into the container's argv (its CMD).
 
     The built-in ``entrypoint`` plugin implements Dokku's rule: an image with no ENTRYPOINT, or

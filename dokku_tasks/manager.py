@@ -10,7 +10,8 @@ import functools
 import importlib
 import importlib.metadata
 import os
-from collections.abc import Callable, Iterable, Iterator, Mapping
+import types
+from collections.abc import Callable, Generator, Iterable, Mapping
 from typing import Any
 
 import attrs
@@ -28,8 +29,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("entrypoint", "dokku_tasks.plugins.entrypoint"),
     ("app-json", "dokku_tasks.plugins.app_json"),
     ("procfile", "dokku_tasks.plugins.procfile"),
+    ("scheduler", "dokku_tasks.plugins.scheduler"),
     ("docker-local", "dokku_tasks.plugins.docker_local"),
-    ("swarm", "dokku_tasks.plugins.swarm"),
 )
 
 _PHASE_HOOKS = frozenset({"pre_deploy", "release", "post_deploy"})
@@ -42,6 +43,7 @@ class PluginInfo:
     name: str
     origin: str
     hooks: tuple[str, ...]
+    disabled: bool = False
 
 
 def blocked_from_env(environ: Mapping[str, str] | None = None) -> tuple[str, ...]:
@@ -66,14 +68,13 @@ def get_plugin_manager(
     for name, module_name in BUILTIN_PLUGINS:
         if pm.is_blocked(name):
             continue
-        pm.register(importlib.import_module(module_name), name=name)
+        register_plugin(pm, importlib.import_module(module_name), name)
     if entrypoints:
         _load_entrypoints(pm)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
         raise PluginLoadError(pm.get_name(exc.plugin) or "?", str(exc)) from exc
-    _name_failures(pm)
     return pm
 
 
@@ -91,52 +92,66 @@ def _load_entrypoints(pm: pluggy.PluginManager) -> None:
             except Exception as exc:  # any import-time failure of third-party code
                 raise PluginLoadError(ep.name, f"{type(exc).__name__}: {exc}") from exc
             try:
-                pm.register(plugin, name=ep.name)
+                proxy = register_plugin(pm, plugin, ep.name)
             except pluggy.PluginValidationError as exc:
                 raise PluginLoadError(ep.name, str(exc)) from exc
-            _ORIGINS[id(plugin)] = f"{dist.metadata['Name']} {dist.version}"
+            proxy.dokku_tasks_origin = f"{dist.metadata['Name']} {dist.version}"
 
 
-# Where each entry-point plugin came from, keyed by id() of the plugin object.  pluggy's own
-# list_plugin_distributions() only covers its own loader, and ours checks names first.
-_ORIGINS: dict[int, str] = {}
+def register_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> types.SimpleNamespace:
+    """Register ``plugin`` (a module, class instance or namespace) under ``name``.
+
+    What is registered is a stand-in for ``plugin`` whose hook functions raise errors naming it.
+
+    pluggy re-raises a plugin's exception unchanged.  Registering wrapped copies of the hook
+    functions (``functools.wraps`` keeps their marker and signature) keeps pluggy's own calling
+    rules (ordering, firstresult, wrappers) while every failure, and every task a phase hook
+    returns, carries the plugin's name.
+    """
+    proxy = types.SimpleNamespace(__name__=name, dokku_tasks_origin="registered")
+    for attr in dir(plugin):
+        opts = pm.parse_hookimpl_opts(plugin, attr)
+        if opts is None:
+            continue
+        hook = opts.get("specname") or attr
+        setattr(proxy, attr, _named(getattr(plugin, attr), name, hook, opts.get("wrapper", False)))
+    pm.register(proxy, name=name)
+    return proxy
 
 
 def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:
-    """Every registered plugin, built-ins first, with its origin and implemented hooks."""
+    """Every registered plugin, built-ins first, with its origin and implemented hooks.
+
+    A built-in blocked by ``$DOKKU_TASKS_DISABLE_PLUGINS`` is listed as ``disabled``; other
+    blocked names are left out (they may name no plugin at all).
+    """
     builtin = {name for name, _ in BUILTIN_PLUGINS}
     infos = []
     for name, plugin in pm.list_name_plugin():
+        if plugin is None:  # a blocked name
+            if name in builtin:
+                infos.append(PluginInfo(name=name, origin="built-in", hooks=(), disabled=True))
+            continue
         hooks = sorted(
             caller.name
             for caller in pm.get_hookcallers(plugin) or ()
             if not caller.name.startswith("_")
         )
-        origin = "built-in" if name in builtin else _ORIGINS.get(id(plugin), "registered")
+        origin = (
+            "built-in" if name in builtin else getattr(plugin, "dokku_tasks_origin", "registered")
+        )
         infos.append(PluginInfo(name=name, origin=origin, hooks=tuple(hooks)))
     infos.sort(key=lambda info: (info.origin != "built-in", info.name))
     return infos
 
 
-def _name_failures(pm: pluggy.PluginManager) -> None:
-    """Make every hook implementation raise :class:`PluginError` naming its plugin.
-
-    pluggy re-raises a plugin's exception unchanged; wrapping each implementation here keeps
-    pluggy's own calling rules (ordering, firstresult, wrappers) while every failure, and every
-    task a phase hook returns, carries the plugin's name.
-    """
-    for name, plugin in pm.list_name_plugin():
-        for caller in pm.get_hookcallers(plugin) or ():
-            for impl in caller.get_hookimpls():
-                if impl.plugin is plugin and not getattr(impl.function, "_dokku_named", False):
-                    impl.function = _named(impl.function, name, caller.name, impl.wrapper)
-
-
-def _named(function: Callable[..., Any], plugin: str, hook: str, wrapper: bool) -> Callable[..., Any]:
+def _named(
+    function: Callable[..., Any], plugin: str, hook: str, wrapper: bool
+) -> Callable[..., Any]:
     if wrapper:
 
         @functools.wraps(function)
-        def named_wrapper(*args: Any, **kwargs: Any) -> Iterator[Any]:
+        def named_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
             try:
                 return (yield from function(*args, **kwargs))
             except DokkuTasksError:
@@ -144,7 +159,6 @@ def _named(function: Callable[..., Any], plugin: str, hook: str, wrapper: bool) 
             except Exception as exc:
                 raise PluginError(plugin, _describe(exc), hook) from exc
 
-        named_wrapper._dokku_named = True  # type: ignore[attr-defined]
         return named_wrapper
 
     @functools.wraps(function)
@@ -161,7 +175,6 @@ def _named(function: Callable[..., Any], plugin: str, hook: str, wrapper: bool) 
             return _stamp_tasks(result, plugin, hook)
         return result
 
-    named._dokku_named = True  # type: ignore[attr-defined]
     return named
 
 
@@ -170,7 +183,9 @@ def _stamp_tasks(result: object, plugin: str, hook: str) -> list[Task] | None:
         return None
     items = [result] if isinstance(result, Task) else result
     if not isinstance(items, (list, tuple)) or not all(isinstance(t, Task) for t in items):
-        raise PluginError(plugin, f"returned {result!r}; expected a Task, a list of Tasks or None", hook)
+        raise PluginError(
+            plugin, f"returned {result!r}; expected a Task, a list of Tasks or None", hook
+        )
     return [attrs.evolve(task, plugin=plugin) for task in items]
 
 

@@ -5,7 +5,7 @@ All of them are immutable (``attrs.frozen``): hooks receive them and return new 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -22,8 +22,39 @@ HEROKU_POSTDEPLOY = "heroku.postdeploy"
 PHASES = (PREDEPLOY, RELEASE, POSTDEPLOY, HEROKU_POSTDEPLOY)
 
 
+# Converters with concrete types, so that mypy's attrs plugin can check the records' callers.
+
+
 def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
     return dict(value or {})
+
+
+def _counts(value: Mapping[str, int]) -> Mapping[str, int]:
+    return dict(value)
+
+
+def _words(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return tuple(value) if value else None
+
+
+def _entries(value: Iterable[ProcfileEntry]) -> tuple[ProcfileEntry, ...]:
+    return tuple(value)
+
+
+def _mounts(value: Iterable[Mount]) -> tuple[Mount, ...]:
+    return tuple(value)
+
+
+def _rows(value: Iterable[ReportRow]) -> tuple[ReportRow, ...]:
+    return tuple(value)
+
+
+def _task_results(value: Iterable[TaskResult]) -> tuple[TaskResult, ...]:
+    return tuple(value)
+
+
+def _names(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
 
 
 @attrs.frozen
@@ -37,7 +68,7 @@ class AppJson:
     predeploy: str | None = None
     postdeploy: str | None = None
     heroku_postdeploy: str | None = None
-    formation: Mapping[str, int] = attrs.field(factory=dict, converter=dict)
+    formation: Mapping[str, int] = attrs.field(factory=dict, converter=_counts)
 
     def script(self, phase: str) -> str | None:
         """The command app.json gives for ``phase`` (``None`` when it gives none)."""
@@ -61,7 +92,7 @@ class ProcfileEntry:
 class Procfile:
     """A parsed Procfile: its entries sorted by name, as procfile-util sorts them."""
 
-    entries: tuple[ProcfileEntry, ...] = attrs.field(converter=tuple)
+    entries: tuple[ProcfileEntry, ...] = attrs.field(converter=_entries)
 
     def get(self, name: str) -> ProcfileEntry | None:
         """The entry called ``name``, if any."""
@@ -89,7 +120,7 @@ class ContainerOptions:
     """What task and process containers of an app get besides the image: env, mounts, network."""
 
     env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
-    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=tuple)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
     network: str | None = None
 
     def merged(self, other: ContainerOptions) -> ContainerOptions:
@@ -107,12 +138,8 @@ class ImageInfo:
 
     ref: str
     id: str
-    entrypoint: tuple[str, ...] | None = attrs.field(
-        default=None, converter=lambda v: tuple(v) if v else None
-    )
-    cmd: tuple[str, ...] | None = attrs.field(
-        default=None, converter=lambda v: tuple(v) if v else None
-    )
+    entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_words)
+    cmd: tuple[str, ...] | None = attrs.field(default=None, converter=_words)
     workdir: str = ""
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
 
@@ -123,7 +150,9 @@ class Task:
 
     ``source`` is where it was declared (``app.json``, ``Procfile``), used in the log lines.
     ``commit`` asks for the container to be committed into the image (predeploy).  ``plugin`` is
-    filled in by the core with the name of the plugin that returned the task.
+    filled in by the core with the name of the plugin that returned the task.  ``display`` is
+    what log lines and errors show in place of ``command`` (a Procfile command as written,
+    before config values were expanded into it, so no value reaches the output).
     """
 
     phase: str
@@ -131,6 +160,12 @@ class Task:
     source: str
     commit: bool = False
     plugin: str = ""
+    display: str | None = None
+
+    @property
+    def shown(self) -> str:
+        """The command as the output shows it."""
+        return self.command if self.display is None else self.display
 
 
 @attrs.frozen
@@ -170,11 +205,22 @@ class DeployContext:
 
 @attrs.frozen
 class ReportRow:
-    """One line of a report section: ``key`` is the flag name without ``--``."""
+    """One line of a report section.
+
+    ``key`` is the info flag's name without ``--`` and without the section prefix
+    (``computed-appjson-path``).  ``value`` is what the block shows; ``raw`` (when not ``None``)
+    is what the info flag and ``--format json`` give instead, for a row whose block shows a
+    default in place of an unset value.
+    """
 
     key: str
     label: str
     value: str
+    raw: str | None = None
+
+    @property
+    def flag_value(self) -> str:
+        return self.value if self.raw is None else self.raw
 
 
 @attrs.frozen
@@ -182,7 +228,7 @@ class ReportSection:
     """A plugin's block in ``report``: ``=====> APP TITLE information`` and its rows."""
 
     title: str
-    rows: tuple[ReportRow, ...] = attrs.field(converter=tuple)
+    rows: tuple[ReportRow, ...] = attrs.field(converter=_rows)
 
 
 @attrs.frozen
@@ -195,8 +241,8 @@ class DeployResult:
 
     app: str
     image: str | None
-    tasks: tuple[TaskResult, ...] = attrs.field(converter=tuple)
-    containers: tuple[str, ...] = attrs.field(default=(), converter=tuple)
+    tasks: tuple[TaskResult, ...] = attrs.field(converter=_task_results)
+    containers: tuple[str, ...] = attrs.field(default=(), converter=_names)
     error: str | None = None
     duration: float = 0.0
 

@@ -67,7 +67,9 @@ class PropertyStore:
                 raise
             _fsync_dir(directory)
         except OSError as exc:
-            raise PropertyError(f"Cannot write property {directory / name}: {exc.strerror}") from exc
+            raise PropertyError(
+                f"Cannot write property {directory / name}: {exc.strerror}"
+            ) from exc
 
     def unset(self, plugin: str, app: str, name: str) -> None:
         """Remove the property (a no-op when it is not set)."""

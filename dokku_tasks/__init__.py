@@ -1,0 +1,86 @@
+"""dokku-tasks: Dokku's deployment tasks (predeploy, release, postdeploy) as a Python library.
+
+The public API is re-exported here and imported lazily, so that ``import dokku_tasks`` (and
+``dokku-tasks --help``) stays fast and loads no plugin and no Docker SDK.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .errors import (
+        AppNotFoundError,
+        DokkuTasksError,
+        ParseError,
+        PluginError,
+        TaskFailedError,
+        TaskTimeoutError,
+    )
+    from .hookspecs import hookimpl
+    from .manager import get_plugin_manager
+    from .models import (
+        AppJson,
+        ContainerOptions,
+        DeployContext,
+        DeployResult,
+        ImageInfo,
+        Mount,
+        Procfile,
+        ReportRow,
+        ReportSection,
+        Task,
+        TaskResult,
+    )
+    from .output import Output
+    from .pipeline import DeployRequest, deploy
+    from .properties import PropertyStore
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AppJson",
+    "AppNotFoundError",
+    "ContainerOptions",
+    "DeployContext",
+    "DeployRequest",
+    "DeployResult",
+    "DokkuTasksError",
+    "ImageInfo",
+    "Mount",
+    "Output",
+    "ParseError",
+    "PluginError",
+    "Procfile",
+    "PropertyStore",
+    "ReportRow",
+    "ReportSection",
+    "Task",
+    "TaskFailedError",
+    "TaskResult",
+    "TaskTimeoutError",
+    "__version__",
+    "deploy",
+    "get_plugin_manager",
+    "hookimpl",
+]
+
+# Which module each public name comes from; everything else is a model or an error.
+_HOMES = {
+    "hookimpl": "hookspecs",
+    "get_plugin_manager": "manager",
+    "deploy": "pipeline",
+    "DeployRequest": "pipeline",
+    "Output": "output",
+    "PropertyStore": "properties",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__ or name == "__version__":
+        raise AttributeError(f"module 'dokku_tasks' has no attribute {name!r}")
+    module = _HOMES.get(name) or ("errors" if name.endswith("Error") else "models")
+    value = getattr(importlib.import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value

@@ -1,0 +1,473 @@
+"""The ``dokku-tasks`` command: Dokku-compatible command names over the library.
+
+Thin on purpose: each command parses its arguments, calls the library, and prints.  Every
+:class:`~dokku_tasks.errors.DokkuTasksError` (and every usage error click finds) becomes one
+line, `` !     <message>``, on stderr and its exit code; a Ctrl-C becomes one line and exit 130.
+
+Imports of the library's heavier parts (the plugin manager, plugins, the pipeline and with it
+the Docker SDK) happen inside the commands, so ``dokku-tasks --help`` stays fast and works even
+when a plugin or the engine is broken.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NoReturn
+
+import click
+
+from . import settings
+from .errors import DokkuTasksError, UsageError
+from .output import ERROR_PREFIX, Output
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from .models import ReportSection
+    from .pipeline import DeployRequest
+    from .properties import PropertyStore
+
+#: Exit status for a Ctrl-C that reached the CLI (128 + SIGINT), as a shell reports it.
+EXIT_INTERRUPTED = 130
+
+# Arguments that click would take for unknown options ("--global", "-x") reach the command as
+# they are, so it can refuse them with its own clear message (an invalid app name, say).
+_ARGS_AS_GIVEN: dict[str, Any] = {"ignore_unknown_options": True}
+
+
+def _fail(message: str, exit_code: int) -> NoReturn:
+    """Print `` !     message`` on stderr (always one line) and exit with ``exit_code``."""
+    line = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
+    click.echo(f"{ERROR_PREFIX}{line}", err=True)
+    raise click.exceptions.Exit(exit_code)
+
+
+def _usage_line(exc: click.UsageError, ctx: click.Context | None = None) -> str:
+    where = exc.ctx or ctx
+    hint = f" See '{where.command_path} --help'." if where is not None else ""
+    return f"{exc.format_message()}{hint}"
+
+
+class _Group(click.Group):
+    """A group that turns our errors, click's usage errors and Ctrl-C into one line each."""
+
+    def make_context(
+        self,
+        info_name: str | None,
+        args: list[str],
+        parent: click.Context | None = None,
+        **extra: Any,
+    ) -> click.Context:
+        try:
+            return super().make_context(info_name, args, parent=parent, **extra)
+        except click.exceptions.NoArgsIsHelpError:
+            # Plain `dokku-tasks`: click prints the help, which is what the user wants.
+            raise
+        except click.UsageError as exc:
+            _fail(_usage_line(exc), 1)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except DokkuTasksError as exc:
+            _fail(exc.message, exc.exit_code)
+        except click.exceptions.NoArgsIsHelpError:
+            raise
+        except click.UsageError as exc:
+            # Dokku exits 1 for a bad command line; click's default is 2 and three lines.
+            _fail(_usage_line(exc, ctx), 1)
+        except KeyboardInterrupt:
+            _fail("Interrupted", EXIT_INTERRUPTED)
+
+
+@click.group("dokku-tasks", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option(
+    "--root",
+    type=click.Path(file_okay=False, path_type=Path),
+    help="State directory (default: $DOKKU_TASKS_ROOT, else ~/.local/share/dokku-tasks).",
+)
+@click.version_option(package_name="dokku-tasks", prog_name="dokku-tasks")
+@click.pass_context
+def cli(ctx: click.Context, root: Path | None) -> None:
+    """Run Dokku-style deployment tasks (app.json, Procfile release) in an app's image."""
+    ctx.obj = root
+
+
+def main() -> None:
+    """The console script's entry point."""
+    cli.main(prog_name="dokku-tasks")
+
+
+def _root(ctx: click.Context) -> Path:
+    """The state root: ``--root``, else ``$DOKKU_TASKS_ROOT``, else the user data dir."""
+    from .properties import default_root
+
+    given = ctx.find_root().obj
+    # Absolute, because paths under the root may be handed to the engine as bind mounts.
+    return (given if isinstance(given, Path) else default_root()).absolute()
+
+
+def _plugin_manager() -> pluggy.PluginManager:
+    from .manager import get_plugin_manager
+
+    return get_plugin_manager()
+
+
+# -- apps -----------------------------------------------------------------------------------
+
+
+@cli.command("apps:create", context_settings=_ARGS_AS_GIVEN)
+@click.argument("app")
+@click.pass_context
+def apps_create(ctx: click.Context, app: str) -> None:
+    """Create an app."""
+    from .apps import AppRegistry, validate_app_name
+    from .errors import AppExistsError
+
+    registry = AppRegistry(_root(ctx))
+    if registry.exists(validate_app_name(app)):
+        raise AppExistsError(f"Name is already taken: {app}")
+    Output().step(f"Creating {app}...")
+    registry.create(app)
+
+
+def _stdin_is_interactive() -> bool:
+    """Whether a person can answer a prompt (a test replaces this)."""
+    stream = click.get_text_stream("stdin")
+    return bool(stream.isatty())
+
+
+@cli.command("apps:destroy", context_settings=_ARGS_AS_GIVEN)
+@click.argument("app")
+@click.option("--force", is_flag=True, help="Do not ask for confirmation.")
+@click.pass_context
+def apps_destroy(ctx: click.Context, app: str, force: bool) -> None:
+    """Destroy an app and every property it has."""
+    from .apps import AppRegistry
+
+    registry = AppRegistry(_root(ctx))
+    registry.require(app)
+    output = Output()
+    if not force:
+        if not _stdin_is_interactive():
+            raise UsageError(
+                f"Refusing to destroy {app} without confirmation: stdin is not a terminal "
+                "(pass --force to destroy it anyway)"
+            )
+        output.error("WARNING: Potentially Destructive Action")
+        output.error(f"This command will destroy app {app}.")
+        output.error(f'To proceed, type "{app}"')
+        click.echo("> ", nl=False)
+        answer = click.get_text_stream("stdin").readline()
+        if answer.strip() != app:
+            raise UsageError(f"Confirmation did not match {app}. Aborted.")
+    output.step(f"Destroying {app}")
+    registry.destroy(app)
+
+
+@cli.command("apps:list")
+@click.pass_context
+def apps_list(ctx: click.Context) -> None:
+    """List the apps."""
+    from .apps import AppRegistry
+
+    apps = AppRegistry(_root(ctx)).list()
+    output = Output()
+    if not apps:
+        output.error("You haven't deployed any applications yet")
+        return
+    output.section("My Apps")
+    for app in apps:
+        output.raw(app)
+
+
+# -- NAMESPACE:set and NAMESPACE:report -----------------------------------------------------
+
+
+def _set(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> None:
+    from .apps import AppRegistry
+    from .properties import GLOBAL
+
+    # As Dokku's pflag parsing: --global may stand anywhere, the rest is positional.
+    is_global = GLOBAL in args
+    words = [arg for arg in args if arg != GLOBAL]
+    if is_global:
+        app = GLOBAL
+    elif words:
+        app, words = words[0], words[1:]
+    else:
+        raise UsageError("Please specify an app to run the command on")
+    if len(words) > 2:
+        raise UsageError(
+            f"Too many arguments: {ns.name}:set takes (APP | --global) PROPERTY [VALUE]; "
+            "quote a value that contains spaces"
+        )
+    prop = words[0] if words else ""
+    value = words[1] if len(words) > 1 else ""
+    registry = AppRegistry(_root(ctx))
+    if app != GLOBAL:
+        registry.require(app)
+    pm = None
+    # Only a value check that asks plugins (which schedulers exist) loads them.
+    if value and prop in ns.property_names and ns.get_property(prop).needs_plugins:
+        pm = _plugin_manager()
+    result = settings.set_property(registry, ns.name, app, prop, value, pm=pm)
+    Output().section(result.message)
+
+
+def _section(pm: pluggy.PluginManager, store: PropertyStore, title: str, app: str) -> ReportSection:
+    """The ``title`` section that the ``report`` hook gives for ``app``.
+
+    Falls back to the namespace's own section when no plugin gives one (its plugin blocked by
+    ``DOKKU_TASKS_DISABLE_PLUGINS``), so a setting stays visible.
+    """
+    for section in pm.hook.report(app=app, properties=store):
+        if section is not None and section.title == title:
+            return section  # type: ignore[no-any-return]
+    return settings.report_section(store, title, app)
+
+
+def _apps_for_report(ctx: click.Context, app: str | None) -> list[str]:
+    """``[app]`` if it exists, else every app; an empty list after warning when there are none."""
+    from .apps import AppRegistry
+
+    registry = AppRegistry(_root(ctx))
+    if app is not None:
+        return [registry.require(app)]
+    apps = registry.list()
+    if not apps:
+        Output().error("You haven't deployed any applications yet")
+    return apps
+
+
+def _report(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> None:
+    from . import report
+    from .properties import GLOBAL, PropertyStore
+
+    parsed = report.parse_report_args(f"{ns.name}:report", args)
+    store = PropertyStore(_root(ctx))
+    lines: list[str] = []
+    if parsed.is_global:
+        # The global values are the namespace's own; no plugin is involved.
+        lines = report.render(GLOBAL, settings.global_report_section(store, ns.name), parsed)
+    elif apps := _apps_for_report(ctx, parsed.app):
+        pm = _plugin_manager()
+        # Rendered in full before printing, so a bad info flag prints nothing but its error.
+        for app in apps:
+            lines += report.render(app, _section(pm, store, ns.name, app), parsed)
+    output = Output()
+    for line in lines:
+        output.raw(line)
+
+
+def _add_namespace_commands(ns: settings.Namespace) -> None:
+    valid = ", ".join(ns.property_names)
+
+    @cli.command(
+        f"{ns.name}:set",
+        context_settings=_ARGS_AS_GIVEN,
+        help=f"Set or clear a {ns.name} property for an app, or --global.  Properties: {valid}.",
+    )
+    @click.argument(
+        "args", nargs=-1, type=click.UNPROCESSED, metavar="(APP | --global) PROPERTY [VALUE]"
+    )
+    @click.pass_context
+    def set_command(ctx: click.Context, args: tuple[str, ...]) -> None:
+        _set(ctx, ns, args)
+
+    @cli.command(
+        f"{ns.name}:report",
+        context_settings=_ARGS_AS_GIVEN,
+        help=(
+            f"Display the {ns.name} report for one app or every app.  Info flags "
+            f"(--{ns.name}-PROPERTY, --{ns.name}-computed-PROPERTY, --{ns.name}-global-PROPERTY) "
+            "print one bare value; --format json prints one JSON object per app."
+        ),
+    )
+    @click.argument(
+        "args",
+        nargs=-1,
+        type=click.UNPROCESSED,
+        metavar="[APP | --global] [FLAG] [--format stdout|json]",
+    )
+    @click.pass_context
+    def report_command(ctx: click.Context, args: tuple[str, ...]) -> None:
+        _report(ctx, ns, args)
+
+
+for _ns in settings.NAMESPACES.values():
+    _add_namespace_commands(_ns)
+
+
+@cli.command("report", context_settings=_ARGS_AS_GIVEN)
+@click.argument("app", required=False)
+@click.pass_context
+def report_all(ctx: click.Context, app: str | None) -> None:
+    """Display every plugin's report section for one app or every app."""
+    from . import report
+    from .properties import PropertyStore
+
+    apps = _apps_for_report(ctx, app)
+    if not apps:
+        return
+    pm = _plugin_manager()
+    store = PropertyStore(_root(ctx))
+    lines: list[str] = []
+    for name in apps:
+        for section in pm.hook.report(app=name, properties=store):
+            if section is not None:
+                lines += report.format_block(name, section)
+    output = Output()
+    for line in lines:
+        output.raw(line)
+
+
+# -- plugins --------------------------------------------------------------------------------
+
+
+@cli.command("plugins")
+def plugins() -> None:
+    """List the loaded plugins, where each comes from, and the hooks it implements."""
+    from .manager import plugin_infos
+
+    pm = _plugin_manager()
+    rows = [
+        (
+            info.name,
+            info.origin,
+            "(disabled)" if info.disabled else ", ".join(info.hooks) or "(no hooks)",
+        )
+        for info in plugin_infos(pm)
+    ]
+    name_width = max((len(name) for name, _, _ in rows), default=0)
+    origin_width = max((len(origin) for _, origin, _ in rows), default=0)
+    output = Output()
+    for name, origin, hooks in rows:
+        output.raw(f"{name:<{name_width}}  {origin:<{origin_width}}  {hooks}")
+
+
+# -- deploy ---------------------------------------------------------------------------------
+
+
+def _deploy_request(
+    app: str,
+    *,
+    source: Path | None,
+    image: str | None,
+    env: Sequence[str],
+    env_file: Path | None,
+    volumes: Sequence[str],
+    network: str | None,
+    task_timeout: str | None,
+    scheduler: str | None,
+) -> DeployRequest:
+    """The :class:`~dokku_tasks.pipeline.DeployRequest` that ``deploy``'s arguments describe.
+
+    Pure parsing: the scheduler's name is checked against the plugins by the caller.
+
+    :raises DokkuTasksError: the first bad value, as one line.
+    """
+    from . import options
+    from .apps import validate_app_name
+    from .pipeline import DeployRequest
+
+    validate_app_name(app)
+    if source is None and image is None:
+        raise UsageError("deploy needs --source DIR, --image IMAGE, or both")
+    if image is not None and not image.strip():
+        raise UsageError("--image must name an image")
+    file_env: dict[str, str] = {}
+    if env_file is not None:
+        try:
+            data = env_file.read_bytes()
+        except OSError as exc:
+            raise UsageError(f"Cannot read env file {env_file}: {exc.strerror}") from None
+        file_env = options.parse_env_file(data, str(env_file))
+    cli_env = options.parse_env_assignments(list(env))
+    if network is not None and not network.strip():
+        raise UsageError("--network must name a network")
+    timeout = None
+    if task_timeout is not None:
+        timeout = options.parse_task_timeout(task_timeout, allow_none=False)
+    return DeployRequest(
+        app=app,
+        source=source,
+        image=image,
+        env=options.merge_env(file_env, cli_env),
+        mounts=tuple(options.parse_mount(spec) for spec in volumes),
+        network=network,
+        task_timeout=timeout,
+        scheduler=scheduler,
+    )
+
+
+@cli.command("deploy")
+@click.argument("app")
+@click.option(
+    "--source",
+    type=click.Path(path_type=Path),
+    help="Source tree: builds DIR/Dockerfile, and holds app.json and the Procfile.",
+)
+@click.option("--image", help="Deploy this image (app.json and Procfile from its WORKDIR).")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Config value.")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="KEY=VALUE lines; -e values override them.",
+)
+@click.option(
+    "-v",
+    "--volume",
+    "volumes",
+    multiple=True,
+    metavar="HOST:CONTAINER[:ro]",
+    help="Bind-mount a host path into task and process containers.",
+)
+@click.option("--network", help="Docker network for task and process containers.")
+@click.option(
+    "--task-timeout",
+    metavar="SECONDS",
+    help="Kill a task that runs longer (default: the scheduler task-timeout property).",
+)
+@click.option(
+    "--scheduler",
+    metavar="NAME",
+    help="docker-local or swarm (default: the scheduler selected property).",
+)
+@click.pass_context
+def deploy(
+    ctx: click.Context,
+    app: str,
+    source: Path | None,
+    image: str | None,
+    env: tuple[str, ...],
+    env_file: Path | None,
+    volumes: tuple[str, ...],
+    network: str | None,
+    task_timeout: str | None,
+    scheduler: str | None,
+) -> None:
+    """Deploy APP: build or take the image, run its tasks, schedule its processes."""
+    request = _deploy_request(
+        app,
+        source=source,
+        image=image,
+        env=env,
+        env_file=env_file,
+        volumes=volumes,
+        network=network,
+        task_timeout=task_timeout,
+        scheduler=scheduler,
+    )
+    # Plugins are loaded once every value has parsed, so a typo is reported even when a
+    # plugin is broken.
+    pm = _plugin_manager()
+    if scheduler is not None:
+        settings.SCHEDULER.get_property("selected").validate(scheduler, pm)
+    from . import pipeline
+
+    result = pipeline.deploy(request, root=_root(ctx), output=Output(), pm=pm)
+    if not result.ok:
+        # The pipeline raises on failure; a record with an error is still a failed deploy.
+        _fail(result.error or "Deploy failed", 1)

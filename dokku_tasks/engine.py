@@ -1,0 +1,397 @@
+"""The Docker engine, through the Docker SDK.  The only module that imports ``docker``.
+
+One :class:`Engine` (one API client) serves a whole deploy.  Everything the rest of the code
+needs from the engine is a method here, taking and returning our own records, so schedulers
+and the pipeline never see SDK objects.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tarfile
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import attrs
+import docker
+import docker.errors
+import docker.types
+import requests.exceptions
+
+from .errors import BuildError, EngineError, SourceError
+from .models import ImageInfo, Mount
+
+APP_LABEL = "com.dokku.app-name"
+PROCESS_LABEL = "com.dokku.process-type"
+TASK_LABEL = "dokku_phase_script"
+PREDEPLOY_LABEL = "com.dokku.predeploy-phase"
+
+#: Longest piece of a line held before it is passed on; longer lines arrive in pieces.
+MAX_LINE_BYTES = 64 * 1024
+
+LineSink = Callable[[str], None]
+
+
+def _argv(value: Iterable[str] | None) -> tuple[str, ...] | None:
+    return None if value is None else tuple(value)
+
+
+def _mapping(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
+def _mounts(value: Iterable[Mount]) -> tuple[Mount, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class ContainerSpec:
+    """How to create a container.  ``entrypoint``/``command`` ``None`` keep the image's."""
+
+    image: str
+    command: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
+    entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
+    network: str | None = None
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
+    name: str | None = None
+    restart_policy: str | None = None
+
+
+@attrs.frozen
+class ContainerInfo:
+    """A container as a listing shows it."""
+
+    id: str
+    name: str
+    labels: Mapping[str, str]
+    status: str
+
+
+@attrs.frozen
+class ImageFile:
+    """What a path inside an image is: ``kind`` is ``file``, ``symlink``, ``other`` or ``missing``."""
+
+    kind: str
+    data: bytes = b""
+    link_target: str = ""
+
+
+@attrs.frozen
+class RunOutcome:
+    """How a started container ended: its exit status, or ``timed_out``."""
+
+    exit_code: int
+    timed_out: bool = False
+
+
+class Engine:
+    """One connection to a Docker engine."""
+
+    def __init__(self, client: docker.DockerClient, where: str) -> None:
+        self._client = client
+        self._api = client.api
+        self.where = where
+
+    @classmethod
+    def connect(cls, base_url: str | None = None) -> Engine:
+        """Connect to ``base_url``, else ``$DOCKER_HOST``, else the default socket.
+
+        :raises EngineError: no engine answers there (one line naming where it looked).
+        """
+        where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
+        try:
+            if base_url:
+                client = docker.DockerClient(base_url=base_url, timeout=60)
+            else:
+                client = docker.from_env(timeout=60)
+        except docker.errors.DockerException as exc:
+            raise EngineError(
+                f"Cannot reach the Docker engine at {where}: {_first_line(exc)}"
+            ) from exc
+        return cls(client, where)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- images -----------------------------------------------------------------------------
+
+    def image(self, ref: str) -> ImageInfo:
+        """Inspect an image.  :raises SourceError: it does not exist on this engine."""
+        try:
+            data = self._api.inspect_image(ref)  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            raise SourceError(f"Image {ref} does not exist") from None
+        except docker.errors.APIError as exc:
+            raise EngineError(f"Cannot inspect image {ref}: {_explain(exc)}") from exc
+        config = data.get("Config") or {}
+        return ImageInfo(
+            ref=ref,
+            id=data["Id"],
+            entrypoint=config.get("Entrypoint"),
+            cmd=config.get("Cmd"),
+            workdir=config.get("WorkingDir") or "",
+            labels=config.get("Labels") or {},
+        )
+
+    def image_exists(self, ref: str) -> bool:
+        try:
+            self._api.inspect_image(ref)  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            return False
+        return True
+
+    def build(self, context: Path, labels: Mapping[str, str], on_line: LineSink) -> str:
+        """Build ``context/Dockerfile`` untagged, streaming its output; return the image id.
+
+        :raises BuildError: the build failed (its output was already passed to ``on_line``).
+        """
+        image_id = ""
+        try:
+            stream = self._api.build(
+                path=str(context), rm=True, forcerm=True, decode=True, labels=dict(labels)
+            )
+            pending = ""
+            for chunk in stream:
+                if "error" in chunk:
+                    raise BuildError(f"Image build failed: {str(chunk['error']).strip()}")
+                if "aux" in chunk and isinstance(chunk["aux"], dict):
+                    image_id = chunk["aux"].get("ID", image_id)
+                text = pending + str(chunk.get("stream", ""))
+                *lines, pending = text.split("\n")
+                for line in lines:
+                    on_line(line)
+            if pending:
+                on_line(pending)
+        except docker.errors.APIError as exc:
+            raise BuildError(f"Image build failed: {_explain(exc)}") from exc
+        if not image_id:
+            raise BuildError("Image build failed: the engine reported no image id")
+        return image_id
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self._api.tag(image, repository, tag, force=True)
+
+    def commit(self, container_id: str, changes: Sequence[str]) -> str:
+        """Commit a container to a new untagged image; return its id."""
+        try:
+            result = self._api.commit(container_id, changes=list(changes))
+        except docker.errors.APIError as exc:
+            raise EngineError(
+                f"Committing of 'predeploy' to image failed: {_explain(exc)}"
+            ) from exc
+        return str(result["Id"])
+
+    def read_image_files(
+        self, image: str, paths: Sequence[str], labels: Mapping[str, str]
+    ) -> dict[str, ImageFile]:
+        """Read files out of an image without running it (a created, never started container)."""
+        spec = ContainerSpec(
+            image=image,
+            command=("dokku-tasks-read",),
+            entrypoint=("dokku-tasks-read",),
+            labels=labels,
+        )
+        container_id = self.create(spec)
+        try:
+            return {path: self._read_one(container_id, path) for path in paths}
+        finally:
+            self.remove(container_id)
+
+    def _read_one(self, container_id: str, path: str) -> ImageFile:
+        try:
+            stream, stat = self._api.get_archive(container_id, path)
+        except docker.errors.NotFound:
+            return ImageFile("missing")
+        except docker.errors.APIError as exc:
+            raise EngineError(f"Cannot read {path} from the image: {_explain(exc)}") from exc
+        if stat.get("linkTarget"):
+            for _ in stream:
+                pass
+            return ImageFile("symlink", link_target=str(stat["linkTarget"]))
+        buffer = io.BytesIO()
+        for chunk in stream:
+            buffer.write(chunk)
+        buffer.seek(0)
+        with tarfile.open(fileobj=buffer) as archive:
+            member = archive.next()
+            if member is None or not member.isfile():
+                return ImageFile("other")
+            handle = archive.extractfile(member)
+            return ImageFile("file", data=handle.read() if handle else b"")
+
+    # -- containers -------------------------------------------------------------------------
+
+    def create(self, spec: ContainerSpec) -> str:
+        """Create a container; return its id."""
+        host_config = self._api.create_host_config(
+            mounts=[
+                docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
+                for m in spec.mounts
+            ],
+            network_mode=spec.network,
+            restart_policy={"Name": spec.restart_policy} if spec.restart_policy else None,
+        )
+        kwargs: dict[str, Any] = {}
+        if spec.network:
+            kwargs["networking_config"] = self._api.create_networking_config(
+                {spec.network: self._api.create_endpoint_config()}  # type: ignore[arg-type]
+            )
+        try:
+            result = self._api.create_container(
+                spec.image,
+                command=list(spec.command) if spec.command is not None else None,
+                entrypoint=list(spec.entrypoint) if spec.entrypoint is not None else None,
+                environment=[f"{k}={v}" for k, v in spec.env.items()],
+                labels=dict(spec.labels),
+                name=spec.name,
+                host_config=host_config,
+                **kwargs,
+            )
+        except docker.errors.ImageNotFound:
+            raise SourceError(f"Image {spec.image} does not exist") from None
+        except docker.errors.APIError as exc:
+            raise EngineError(f"Failed to create container: {_explain(exc)}") from exc
+        return str(result["Id"])
+
+    def run(
+        self,
+        container_id: str,
+        on_stdout: LineSink,
+        on_stderr: LineSink,
+        timeout: float | None,
+    ) -> RunOutcome:
+        """Start a created container, stream its output line by line, and wait for it.
+
+        Output is read on a separate thread because reading blocks while the container is
+        silent; the wait (with the timeout) runs here.  A container past its timeout is
+        killed.  The caller removes the container.
+        """
+        stream = self._api.attach(container_id, stdout=True, stderr=True, stream=True, demux=True)
+        reader = threading.Thread(
+            target=_pump, args=(stream, on_stdout, on_stderr), name="task-output", daemon=True
+        )
+        try:
+            self._api.start(container_id)
+            reader.start()
+            try:
+                status = self._api.wait(container_id, timeout=timeout)  # type: ignore[arg-type]
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+                self.kill(container_id)
+                return RunOutcome(exit_code=-1, timed_out=True)
+            reader.join()
+            return RunOutcome(exit_code=int(status.get("StatusCode", -1)))
+        except docker.errors.APIError as exc:
+            raise EngineError(f"Container {container_id[:12]} failed: {_explain(exc)}") from exc
+        finally:
+            stream.close()
+            if reader.is_alive():
+                reader.join(timeout=5)
+            # CancellableStream.close() skips a stream that reached its end, which leaves the
+            # socket's file object open; closing the response releases the socket itself.
+            stream._response.close()  # type: ignore[attr-defined]
+
+    def start(self, container_id: str) -> None:
+        try:
+            self._api.start(container_id)
+        except docker.errors.APIError as exc:
+            raise EngineError(
+                f"Cannot start container {container_id[:12]}: {_explain(exc)}"
+            ) from exc
+
+    def kill(self, container_id: str) -> None:
+        # A container that already stopped is what we wanted.
+        with contextlib.suppress(docker.errors.APIError):
+            self._api.kill(container_id)
+
+    def stop(self, container_id: str, timeout: int = 10) -> None:
+        with contextlib.suppress(docker.errors.NotFound):
+            self._api.stop(container_id, timeout=timeout)
+
+    def remove(self, container_id: str) -> None:
+        """Force-remove a container; a container that is already gone is fine."""
+        try:
+            self._api.remove_container(container_id, force=True, v=True)
+        except docker.errors.NotFound:
+            pass
+        except docker.errors.APIError as exc:
+            if exc.response is None or exc.response.status_code != 409:
+                raise EngineError(
+                    f"Cannot remove container {container_id[:12]}: {_explain(exc)}"
+                ) from exc
+
+    def rename(self, container_id: str, name: str) -> None:
+        self._api.rename(container_id, name)
+
+    def state(self, container_id: str) -> Mapping[str, Any]:
+        """The container's ``State`` block (``Status``, ``Running``, ``ExitCode`` ...)."""
+        return dict(self._api.inspect_container(container_id).get("State") or {})
+
+    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
+        """Every container (running or not) carrying all of ``labels``."""
+        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        return [
+            ContainerInfo(
+                id=c["Id"],
+                name=(c.get("Names") or ["/"])[0].lstrip("/"),
+                labels=c.get("Labels") or {},
+                status=c.get("State", ""),
+            )
+            for c in self._api.containers(all=True, filters=filters)
+        ]
+
+
+def _pump(
+    stream: Iterator[tuple[bytes | None, bytes | None]], out: LineSink, err: LineSink
+) -> None:
+    out_split, err_split = LineSplitter(out), LineSplitter(err)
+    try:
+        for stdout_chunk, stderr_chunk in stream:
+            if stdout_chunk:
+                out_split.feed(stdout_chunk)
+            if stderr_chunk:
+                err_split.feed(stderr_chunk)
+    except (requests.exceptions.RequestException, OSError, ValueError):
+        pass  # the stream was closed under us: the container is being torn down
+    out_split.close()
+    err_split.close()
+
+
+class LineSplitter:
+    """Turns chunks of bytes into lines as they complete; holds at most MAX_LINE_BYTES."""
+
+    def __init__(self, sink: LineSink) -> None:
+        self._sink = sink
+        self._pending = b""
+
+    def feed(self, chunk: bytes) -> None:
+        data = self._pending + chunk
+        *lines, self._pending = data.split(b"\n")
+        for line in lines:
+            self._sink(_decode(line))
+        while len(self._pending) > MAX_LINE_BYTES:
+            self._sink(_decode(self._pending[:MAX_LINE_BYTES]))
+            self._pending = self._pending[MAX_LINE_BYTES:]
+
+    def close(self) -> None:
+        if self._pending:
+            self._sink(_decode(self._pending))
+            self._pending = b""
+
+
+def _decode(line: bytes) -> str:
+    return line.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+def _explain(exc: docker.errors.APIError) -> str:
+    return _first_line(exc.explanation or exc)
+
+
+def _first_line(value: object) -> str:
+    text = str(value).strip()
+    return text.splitlines()[0] if text else type(value).__name__

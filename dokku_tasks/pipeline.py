@@ -1,0 +1,470 @@
+"""The deploy: build or inspect the image, run each phase's tasks, schedule, and record it all.
+
+:func:`deploy` is the library's entry point; the CLI's ``deploy`` command is a thin wrapper.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import time
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING
+
+import attrs
+
+from . import locate
+from .appjson import parse_app_json
+from .apps import AppRegistry, validate_app_name
+from .errors import (
+    DeployLockedError,
+    DokkuTasksError,
+    EngineError,
+    InterruptedDeployError,
+    SourceError,
+    TaskFailedError,
+    UsageError,
+)
+from .models import (
+    HEROKU_POSTDEPLOY,
+    POSTDEPLOY,
+    PREDEPLOY,
+    RELEASE,
+    AppJson,
+    ContainerOptions,
+    DeployContext,
+    DeployResult,
+    ImageInfo,
+    Mount,
+    Procfile,
+    Task,
+    TaskResult,
+)
+from .output import Output
+from .procfile import expand_command, parse_procfile
+from .properties import PropertyStore
+
+if TYPE_CHECKING:
+    import pluggy
+
+    from .engine import Engine
+    from .scheduling import ProcessSpec, Scheduler
+
+DEPLOYED_IMAGE_REPO = "dokku/{app}"
+DEPLOYED_TAG = "latest"
+DEFAULT_SCHEDULER = "docker-local"
+WEB = "web"
+
+
+def _env(value: Mapping[str, str]) -> dict[str, str]:
+    return dict(value)
+
+
+def _mounts(value: Iterable[Mount]) -> tuple[Mount, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class DeployRequest:
+    """What to deploy and how.
+
+    ``source`` alone builds ``source/Dockerfile``; ``image`` alone deploys that image, reading
+    app.json and the Procfile from its WORKDIR; both deploy the image with the files from the
+    source tree.  ``env`` (config values) reach every task and process but never an image.
+    ``task_timeout`` and ``scheduler`` of ``None`` fall back to the app's properties.
+    """
+
+    app: str
+    source: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    image: str | None = None
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=_env)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
+    network: str | None = None
+    task_timeout: float | None = None
+    scheduler: str | None = None
+
+
+def deploy(
+    request: DeployRequest,
+    *,
+    root: Path,
+    output: Output | None = None,
+    pm: pluggy.PluginManager | None = None,
+) -> DeployResult:
+    """Run a whole deploy of ``request.app``; return its record.
+
+    :raises DokkuTasksError: anything that fails the deploy.  The exception's ``result``
+        attribute holds the :class:`DeployResult` when the deploy got as far as the engine.
+    """
+    from .manager import get_plugin_manager
+
+    output = output or Output()
+    app = validate_app_name(request.app)
+    _check_request(request)
+    pm = pm or get_plugin_manager()
+    registry = AppRegistry(root)
+    with _app_lock(root, app), _signals_raise():
+        if not registry.exists(app):
+            output.step(f"Creating {app}...")
+            registry.create(app)
+        from .engine import Engine
+
+        engine = Engine.connect()
+        try:
+            return _Deploy(request, app, registry.properties, engine, pm, output).run()
+        finally:
+            engine.close()
+
+
+def _check_request(request: DeployRequest) -> None:
+    if request.source is None and request.image is None:
+        raise UsageError("deploy needs --source DIR, --image IMAGE, or both")
+    if request.source is not None:
+        if not request.source.is_dir():
+            raise SourceError(f"Source directory {request.source} does not exist")
+        if request.image is None and not (request.source / "Dockerfile").is_file():
+            raise SourceError(f"Source directory {request.source} has no Dockerfile")
+    if request.task_timeout is not None and request.task_timeout <= 0:
+        raise UsageError("--task-timeout must be a positive number of seconds")
+
+
+@contextmanager
+def _app_lock(root: Path, app: str) -> Iterator[None]:
+    """Hold the app's deploy lock; refuse at once when another deploy holds it."""
+    directory = root / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / f"{app}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise DeployLockedError(app) from None
+        yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def _signals_raise() -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`InterruptedDeployError` so cleanup runs.
+
+    After the first signal further ones are ignored, so a second Ctrl-C cannot cut the
+    removal of the task container short.
+    """
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        raise InterruptedDeployError(signum, signal.Signals(signum).name)
+
+    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            signal.signal(sig, old)
+
+
+@attrs.define
+class _TaskPrinter:
+    """Frames a task's live output the way Dokku does."""
+
+    output: Output
+    app: str
+    phase: str
+    short_id: str = ""
+
+    def started(self, container_id: str) -> None:
+        self.short_id = container_id[:9]
+        self.output.section(f"Start of {self.app} {self.phase} task ({self.short_id}) output")
+
+    def stdout(self, line: str) -> None:
+        self.output.task_stdout(line)
+
+    def stderr(self, line: str) -> None:
+        self.output.task_stderr(line)
+
+    def ended(self) -> None:
+        if self.short_id:
+            self.output.section(f"End of {self.app} {self.phase} task ({self.short_id}) output")
+
+
+class _Deploy:
+    """One deploy in progress: the state that the phases share."""
+
+    def __init__(
+        self,
+        request: DeployRequest,
+        app: str,
+        store: PropertyStore,
+        engine: Engine,
+        pm: pluggy.PluginManager,
+        output: Output,
+    ) -> None:
+        self.request = request
+        self.app = app
+        self.store = store
+        self.engine = engine
+        self.pm = pm
+        self.output = output
+        self.results: list[TaskResult] = []
+        self.started = time.monotonic()
+        self.deployed_image: str | None = None
+
+    def run(self) -> DeployResult:
+        containers: tuple[str, ...] = ()
+        error: DokkuTasksError | None = None
+        try:
+            containers = self._run()
+        except DokkuTasksError as exc:
+            error = exc
+            raise
+        finally:
+            result = DeployResult(
+                app=self.app,
+                image=self.deployed_image,
+                tasks=self.results,
+                containers=containers,
+                error=None if error is None else error.message,
+                duration=time.monotonic() - self.started,
+            )
+            if error is not None:
+                error.result = result
+            self.pm.hook.deploy_finished(app=self.app, result=result)
+        return result
+
+    def _run(self) -> tuple[str, ...]:
+        from .settings import computed_scheduler, computed_shell, computed_task_timeout
+
+        scheduler_name = self.request.scheduler or computed_scheduler(self.store, self.app)
+        scheduler = self._scheduler(scheduler_name)
+        local = scheduler if scheduler.can_commit else self._scheduler(DEFAULT_SCHEDULER)
+        removed = scheduler.remove_stale_tasks(self.app)
+        if removed:
+            self.output.step(
+                f"Removed {removed} stale task container(s) left by an interrupted deploy of {self.app}"
+            )
+        shell = computed_shell(self.store, self.app)
+        timeout = self.request.task_timeout
+        if timeout is None:
+            timeout = computed_task_timeout(self.store, self.app)
+
+        image = self._image()
+        app_json, procfile = self._read_files(image)
+        first_deploy = self.store.get("common", self.app, "deployed") != "true"
+        base = DeployContext(
+            app=self.app,
+            image=image.id,
+            properties=self.store,
+            env=self.request.env,
+            app_json=app_json,
+            procfile=procfile,
+            source_dir=self.request.source,
+            first_deploy=first_deploy,
+            shell=shell,
+        )
+        runner = _PhaseRunner(self, base, scheduler, local, timeout)
+
+        image = runner.phase("pre_deploy", PREDEPLOY, image)
+        image = runner.phase("release", RELEASE, image)
+
+        self.output.step(f"Deploying {self.app} via the {scheduler.name} scheduler...")
+        context = attrs.evolve(base, image=image.id)
+        processes = self._processes(image, context)
+        containers = scheduler.deploy_processes(
+            self.app, image, processes, runner.options(context, "deploy")
+        )
+        self.engine.tag(image.id, DEPLOYED_IMAGE_REPO.format(app=self.app), DEPLOYED_TAG)
+        self.deployed_image = image.id
+        self.store.set("common", self.app, "deployed", "true")
+        for name in containers:
+            self.output.info(f"Running {name}")
+
+        runner.phase("post_deploy", POSTDEPLOY, image)
+        self.output.section(f"Application deployed: {self.app}")
+        return containers
+
+    def _scheduler(self, name: str) -> Scheduler:
+        found: Scheduler | None = self.pm.hook.scheduler(name=name, engine=self.engine)
+        if found is None:
+            known = sorted({n for names in self.pm.hook.scheduler_names() for n in names})
+            raise UsageError(f"Unknown scheduler {name!r}; available: {', '.join(known)}")
+        return found
+
+    def _image(self) -> ImageInfo:
+        if self.request.image is not None:
+            return self.engine.image(self.request.image)
+        assert self.request.source is not None  # _check_request guarantees one of the two
+        self.output.step(f"Building {self.app} from {self.request.source}/Dockerfile...")
+        from .engine import APP_LABEL
+
+        image_id = self.engine.build(self.request.source, {APP_LABEL: self.app}, self.output.info)
+        return self.engine.image(image_id)
+
+    def _read_files(self, image: ImageInfo) -> tuple[AppJson | None, Procfile | None]:
+        from .plugins.app_json import computed_appjson_path
+
+        appjson_path = computed_appjson_path(self.store, self.app)
+        if self.request.source is not None:
+            appjson_data = locate.read_source_file(self.request.source, appjson_path)
+            procfile_data = locate.read_source_file(
+                self.request.source, locate.PROCFILE, "Procfile path"
+            )
+        else:
+            appjson_data, procfile_data = self._read_from_image(image, appjson_path)
+        app_json = None if appjson_data is None else parse_app_json(appjson_data)
+        procfile = None if procfile_data is None else parse_procfile(procfile_data)
+        return app_json, procfile
+
+    def _read_from_image(self, image: ImageInfo, appjson_path: str) -> tuple[bytes | None, ...]:
+        from .engine import APP_LABEL
+
+        wanted = {
+            locate.image_path(image.workdir, appjson_path),
+            locate.image_path(image.workdir, locate.PROCFILE, "Procfile path"),
+        }
+        cache = self.engine.read_image_files(image.id, sorted(wanted), {APP_LABEL: self.app})
+
+        def read(path: str) -> tuple[str, bytes, str]:
+            if path not in cache:
+                cache.update(self.engine.read_image_files(image.id, [path], {APP_LABEL: self.app}))
+            found = cache[path]
+            return found.kind, found.data, found.link_target
+
+        return (
+            locate.read_image_file(image.workdir, appjson_path, read),
+            locate.read_image_file(image.workdir, locate.PROCFILE, read, "Procfile path"),
+        )
+
+    def _processes(self, image: ImageInfo, context: DeployContext) -> list[ProcessSpec]:
+        from .scheduling import ProcessSpec
+
+        formation = context.app_json.formation if context.app_json else {}
+        if context.procfile is None:
+            if not image.cmd and not image.entrypoint:
+                raise SourceError(
+                    f"Image {image.ref} has no CMD and there is no Procfile: nothing to run for web"
+                )
+            return [ProcessSpec(WEB, formation.get(WEB, 1), None)]
+        specs = []
+        for entry in context.procfile.entries:
+            if entry.name == RELEASE:
+                continue
+            quantity = formation.get(entry.name, 1 if entry.name == WEB else 0)
+            command = expand_command(entry.command, context.env, entry.name)
+            task = Task(phase="deploy", command=command, source="Procfile", display=entry.command)
+            argv = self.pm.hook.task_argv(app=self.app, task=task, image=image, context=context)
+            specs.append(ProcessSpec(entry.name, quantity, tuple(argv)))
+        return specs
+
+
+class _PhaseRunner:
+    """Calls a phase's hook and runs the tasks it returns, in order."""
+
+    def __init__(
+        self,
+        deploy: _Deploy,
+        base: DeployContext,
+        scheduler: Scheduler,
+        local: Scheduler,
+        timeout: float | None,
+    ) -> None:
+        self.deploy = deploy
+        self.base = base
+        self.scheduler = scheduler
+        self.local = local
+        self.timeout = timeout
+
+    def options(self, context: DeployContext, phase: str) -> ContainerOptions:
+        request = self.deploy.request
+        merged = ContainerOptions(env=request.env, mounts=request.mounts, network=request.network)
+        for extra in self.deploy.pm.hook.container_options(
+            app=self.deploy.app, context=context, phase=phase
+        ):
+            if extra is not None:
+                merged = merged.merged(extra)
+        return merged
+
+    def phase(self, hook_name: str, main_phase: str, image: ImageInfo) -> ImageInfo:
+        """Run one phase; return the image later phases use (changed by a committing task)."""
+        deploy = self.deploy
+        context = attrs.evolve(self.base, image=image.id)
+        hook = getattr(deploy.pm.hook, hook_name)
+        tasks: list[Task] = [
+            t for result in hook(app=deploy.app, context=context) for t in result or ()
+        ]
+        phases = [main_phase, *sorted({t.phase for t in tasks} - {main_phase}, key=_phase_order)]
+        for phase in phases:
+            phase_tasks = [t for t in tasks if t.phase == phase]
+            if phase == main_phase or phase_tasks:
+                deploy.output.step(f"Checking for {phase} task")
+            if not phase_tasks:
+                if phase == main_phase:
+                    deploy.output.info(f"No {phase} task found, skipping")
+                continue
+            for task in phase_tasks:
+                image = self._run_task(task, image, attrs.evolve(context, image=image.id))
+        return image
+
+    def _run_task(self, task: Task, image: ImageInfo, context: DeployContext) -> ImageInfo:
+        from .scheduling import TaskSpec
+
+        deploy = self.deploy
+        if task.commit:
+            deploy.output.info(f"Executing {task.phase} task from {task.source}: {task.shown}")
+        else:
+            deploy.output.info(
+                f"Executing {task.phase} task from {task.source} in ephemeral container: {task.shown}"
+            )
+        argv: Sequence[str] = deploy.pm.hook.task_argv(
+            app=deploy.app, task=task, image=image, context=context
+        )
+        spec = TaskSpec(
+            app=deploy.app,
+            task=task,
+            image=image,
+            argv=argv,
+            options=self.options(context, task.phase),
+            timeout=self.timeout,
+            shell=context.shell or "/bin/sh",
+        )
+        runner = self.local if task.commit else self.scheduler
+        printer = _TaskPrinter(deploy.output, deploy.app, task.phase)
+        began = time.monotonic()
+        try:
+            run = runner.run_task(spec, printer)
+        finally:
+            printer.ended()
+        deploy.results.append(
+            TaskResult(
+                phase=task.phase,
+                command=task.shown,
+                plugin=task.plugin,
+                image=image.id,
+                container_id=run.container_id,
+                exit_code=run.exit_code,
+                duration=time.monotonic() - began,
+                committed_image=run.committed_image,
+            )
+        )
+        if run.exit_code != 0:
+            raise TaskFailedError(task.phase, task.shown, run.exit_code)
+        if run.committed_image is None:
+            return image
+        if not run.committed_image:
+            raise EngineError("Committing of 'predeploy' to image failed")
+        return deploy.engine.image(run.committed_image)
+
+
+def _phase_order(phase: str) -> tuple[int, str]:
+    order = {PREDEPLOY: 0, RELEASE: 1, POSTDEPLOY: 2, HEROKU_POSTDEPLOY: 3}
+    return (order.get(phase, 9), phase)

@@ -1,0 +1,55 @@
+"""Built-in plugin: Dokku's ENTRYPOINT and tini rules for turning a task command into argv."""
+
+from __future__ import annotations
+
+import shlex
+
+from ..errors import CommandError
+from ..hookspecs import hookimpl
+from ..models import DeployContext, ImageInfo, Task
+
+#: ENTRYPOINTs that count as "no entrypoint": the command still runs through a shell.
+TINI_ENTRYPOINTS = frozenset(
+    {
+        ("/tini", "--"),
+        ("/bin/tini", "--"),
+        ("/usr/bin/tini", "--"),
+        ("/usr/local/bin/tini", "--"),
+    }
+)
+
+#: Runs the script with bash where the image has it, else with /bin/sh, in one exec chain.
+_AUTO_SHELL = 'if [ -x /bin/bash ]; then exec /bin/bash -c "$1"; fi; exec /bin/sh -c "$1"'
+
+
+def wraps_in_shell(image: ImageInfo) -> bool:
+    """True when a task in ``image`` runs through a shell (no ENTRYPOINT, or exact tini)."""
+    return not image.entrypoint or image.entrypoint in TINI_ENTRYPOINTS
+
+
+def shell_argv(command: str, shell: str | None) -> tuple[str, ...]:
+    """``<shell> -c "set -e; <command>"``; with no shell configured, bash if present else sh."""
+    script = f"set -e; {command}"
+    if shell:
+        return (shell, "-c", script)
+    return ("/bin/sh", "-c", _AUTO_SHELL, "dokku-task", script)
+
+
+def split_command(command: str) -> tuple[str, ...]:
+    """Split ``command`` with shell quoting rules, for an ENTRYPOINT that gets it unwrapped."""
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise CommandError(
+            f"Cannot split command for the image's ENTRYPOINT: {exc}: {command}"
+        ) from None
+    if not words:
+        raise CommandError(f"Empty command for the image's ENTRYPOINT: {command!r}")
+    return tuple(words)
+
+
+@hookimpl(trylast=True)
+def task_argv(task: Task, image: ImageInfo, context: DeployContext) -> tuple[str, ...]:
+    if wraps_in_shell(image):
+        return shell_argv(task.command, context.shell)
+    return split_command(task.command)

@@ -1,0 +1,104 @@
+"""The seam between the deploy pipeline and the place tasks and processes run.
+
+A scheduler plugin answers the ``scheduler`` hook with an object that satisfies
+:class:`Scheduler`.  The pipeline decides *what* runs and in which order; a scheduler decides
+*where* and *how*: local containers (``docker-local``), swarm services (``swarm``), or a
+Kubernetes Job and Deployment in a future plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Protocol
+
+import attrs
+
+from .models import ContainerOptions, ImageInfo, Task
+
+#: Where the task's env file is mounted: /dev is a tmpfs in every container, so neither the
+#: file nor its mount point ever reaches a committed image.
+ENV_FILE_TARGET = "/dev/.dokku-tasks-env"
+
+
+def _argv(value: Iterable[str]) -> tuple[str, ...]:
+    return tuple(value)
+
+
+@attrs.frozen
+class TaskSpec:
+    """One task to run: the task, the image, the argv for it, and the container options.
+
+    ``argv`` is the container's CMD as the ``task_argv`` hook shaped it; the image's
+    ENTRYPOINT stays.  ``shell`` is the shell that loads the env file.  ``timeout`` is in
+    seconds, ``None`` for none.
+    """
+
+    app: str
+    task: Task
+    image: ImageInfo
+    argv: tuple[str, ...] = attrs.field(converter=_argv)
+    options: ContainerOptions = attrs.field(factory=ContainerOptions)
+    timeout: float | None = None
+    shell: str = "/bin/sh"
+
+
+class TaskIO(Protocol):
+    """Where a running task reports: its container id once known, then its output lines."""
+
+    def started(self, container_id: str) -> None: ...
+
+    def stdout(self, line: str) -> None: ...
+
+    def stderr(self, line: str) -> None: ...
+
+
+@attrs.frozen
+class TaskRun:
+    """How a task ended: its container, real exit status, and the committed image if any."""
+
+    container_id: str
+    exit_code: int
+    committed_image: str | None = None
+
+
+@attrs.frozen
+class ProcessSpec:
+    """A process type to run: ``argv`` ``None`` runs the image's own CMD."""
+
+    process_type: str
+    quantity: int
+    argv: tuple[str, ...] | None = None
+
+
+class Scheduler(Protocol):
+    """What a scheduler plugin provides."""
+
+    name: str
+    #: Whether run_task can commit a container into an image (predeploy).  Where it cannot,
+    #: the pipeline runs committing tasks on the local engine.
+    can_commit: bool
+
+    def remove_stale_tasks(self, app: str) -> int:
+        """Remove task containers or jobs a killed deploy of ``app`` left; return how many."""
+        ...
+
+    def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:
+        """Run one task to its end, streaming output to ``io``; never leave it behind.
+
+        :raises dokku_tasks.errors.TaskTimeoutError: it ran past ``spec.timeout``.
+        """
+        ...
+
+    def deploy_processes(
+        self,
+        app: str,
+        image: ImageInfo,
+        processes: Sequence[ProcessSpec],
+        options: ContainerOptions,
+    ) -> tuple[str, ...]:
+        """Replace the app's running processes with ``processes`` of ``image``.
+
+        New ones must be running before old ones go; on failure the old ones stay.
+        :return: the names of what now runs.
+        """
+        ...

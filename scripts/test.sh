@@ -1,0 +1,67 @@
+#!/usr/bin/env bash
+# Set the machine up (scripts/setup.sh), then run every check, stopping at the first failure:
+#   ruff check, ruff format --check, mypy (strict, config in setup.cfg), the test suite under
+#   coverage (arguments are passed to pytest), a coverage summary, and each plugin's own tests.
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd -P)"
+cd "$REPO_ROOT"
+
+bash scripts/setup.sh
+
+VENV="${DOKKU_TASKS_VENV:-.venv}"
+case "$VENV" in
+/*) ;;
+*) VENV="$REPO_ROOT/$VENV" ;;
+esac
+export PATH="$VENV/bin:$PATH"
+export PIP_DISABLE_PIP_VERSION_CHECK=1
+
+step() { printf '\n==> %s\n' "$*"; }
+fail() {
+    printf '\ntest.sh: FAILED: %s\n' "$*" >&2
+    exit 1
+}
+
+step "ruff check"
+ruff check . || fail "ruff check"
+
+step "ruff format --check"
+ruff format --check . || fail "ruff format --check (run: $VENV/bin/ruff format .)"
+
+step "mypy"
+mypy || fail "mypy"
+
+step "pytest (under coverage)"
+rm -f .coverage .coverage.*
+rc=0
+coverage run -m pytest "$@" || rc=$?
+case "$rc" in
+0) ;;
+5) fail "pytest collected no tests" ;;
+*) fail "pytest (exit $rc)" ;;
+esac
+
+step "coverage summary"
+coverage report --skip-covered --skip-empty ||
+    printf 'test.sh: warning: no coverage report (exit %d)\n' "$?" >&2
+
+plugin_suites=0
+for tests in plugins/*/tests; do
+    [ -d "$tests" ] || continue
+    if [ "$#" -gt 0 ]; then
+        printf '\n(skipping %s: test.sh was given pytest arguments)\n' "$tests"
+        continue
+    fi
+    step "pytest $tests"
+    rc=0
+    python -m pytest "$tests" || rc=$?
+    case "$rc" in
+    0) plugin_suites=$((plugin_suites + 1)) ;;
+    5) fail "pytest collected no tests in $tests" ;;
+    *) fail "pytest $tests (exit $rc)" ;;
+    esac
+done
+
+printf '\ntest.sh: all checks passed (ruff, ruff format, mypy, pytest, %d plugin suite(s))\n' \
+    "$plugin_suites"

@@ -1,0 +1,134 @@
+"""Shared fixtures.  Engine-backed tests use the real Docker engine and clean up by label."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+BASE_IMAGE = "dokku-tasks/busybox:latest"
+TINI_IMAGE = "dokku-tasks/busybox-tini:latest"
+APP_LABEL = "com.dokku.app-name"
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    """A fresh state root."""
+    path = tmp_path / "state"
+    path.mkdir()
+    return path
+
+
+@pytest.fixture
+def app_name(request: pytest.FixtureRequest) -> str:
+    """An app name no other test uses."""
+    return f"t-{uuid.uuid4().hex[:12]}"
+
+
+@pytest.fixture(scope="session")
+def docker_client() -> Iterator[Any]:
+    import docker
+
+    try:
+        client = docker.from_env()
+        client.ping()
+    except docker.errors.DockerException as exc:  # pragma: no cover - set-up failure
+        pytest.fail(f"engine tests need a Docker engine (run scripts/setup.sh): {exc}")
+    for image in (BASE_IMAGE, TINI_IMAGE):
+        try:
+            client.images.get(image)
+        except docker.errors.ImageNotFound:  # pragma: no cover - set-up failure
+            pytest.fail(f"engine tests need {image} (run scripts/setup.sh)")
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def engine_app(docker_client: Any, app_name: str) -> Iterator[str]:
+    """An app name whose containers and images are removed after the test, pass or fail."""
+    yield app_name
+    remove_app_resources(docker_client, app_name)
+
+
+def remove_app_resources(client: Any, app: str) -> None:
+    import docker
+
+    for container in client.containers.list(all=True, filters={"label": f"{APP_LABEL}={app}"}):
+        with contextlib.suppress(docker.errors.NotFound):
+            container.remove(force=True, v=True)
+    for _ in range(3):  # committed images depend on built ones: remove children first
+        images = client.images.list(filters={"label": f"{APP_LABEL}={app}"})
+        images += [i for i in client.images.list(name=f"dokku/{app}")]
+        images += [i for i in client.images.list(name=f"dokku-tasks-test/{app}")]
+        if not images:
+            break
+        for image in images:
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(image.id, force=True)
+
+
+@pytest.fixture
+def build_image(docker_client: Any, engine_app: str, tmp_path: Path) -> Any:
+    """Build a test image labelled with the app (so the cleanup removes it); return its tag."""
+    counter = iter(range(1000))
+
+    def build(dockerfile: str, files: dict[str, str] | None = None) -> str:
+        context = tmp_path / f"img-{next(counter)}"
+        context.mkdir()
+        (context / "Dockerfile").write_text(dockerfile)
+        for name, text in (files or {}).items():
+            target = context / name
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_text(text)
+            if name.endswith(".sh") or name == "entrypoint":
+                target.chmod(0o755)
+        tag = f"dokku-tasks-test/{engine_app}:{uuid.uuid4().hex[:8]}"
+        docker_client.images.build(
+            path=str(context), tag=tag, labels={APP_LABEL: engine_app}, rm=True
+        )
+        return tag
+
+    return build
+
+
+def write_app(directory: Path, files: dict[str, str | dict[str, Any]]) -> Path:
+    """Write a source tree; dict values are dumped as JSON."""
+    directory.mkdir(parents=True, exist_ok=True)
+    for name, content in files.items():
+        target = directory / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        text = json.dumps(content) if isinstance(content, dict) else content
+        target.write_text(text)
+        if name == "entrypoint" or name.endswith(".sh"):
+            target.chmod(0o755)
+    return directory
+
+
+class Captured:
+    """An Output that keeps what it printed."""
+
+    def __init__(self) -> None:
+        from dokku_tasks.output import Output
+
+        self.out = io.StringIO()
+        self.err = io.StringIO()
+        self.output = Output(out=self.out, err=self.err)
+
+    @property
+    def stdout(self) -> str:
+        return self.out.getvalue()
+
+    @property
+    def stderr(self) -> str:
+        return self.err.getvalue()
+
+
+@pytest.fixture
+def captured() -> Captured:
+    return Captured()

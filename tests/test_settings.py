@@ -1,0 +1,293 @@
+"""The property namespaces: values, defaults, validation, set/unset and report sections."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pluggy
+import pytest
+
+from dokku_tasks import hookspecs, settings
+from dokku_tasks.apps import AppRegistry
+from dokku_tasks.errors import (
+    AppNotFoundError,
+    InvalidAppNameError,
+    PropertyError,
+    UsageError,
+)
+from dokku_tasks.hookspecs import hookimpl
+from dokku_tasks.models import ReportRow, ReportSection
+from dokku_tasks.plugins import app_json
+from dokku_tasks.plugins import scheduler as scheduler_plugin
+from dokku_tasks.properties import GLOBAL, PropertyStore
+
+
+@pytest.fixture
+def registry(root: Path) -> AppRegistry:
+    registry = AppRegistry(root)
+    registry.create("web")
+    return registry
+
+
+@pytest.fixture
+def store(registry: AppRegistry) -> PropertyStore:
+    return registry.properties
+
+
+def _pm(*plugins: object) -> pluggy.PluginManager:
+    pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
+    pm.add_hookspecs(hookspecs)
+    for plugin in plugins:
+        pm.register(plugin)
+    return pm
+
+
+def test_table() -> None:
+    assert list(settings.NAMESPACES) == ["app-json", "scheduler"]
+    assert settings.APP_JSON.property_names == ("appjson-path",)
+    assert settings.SCHEDULER.property_names == ("selected", "shell", "task-timeout")
+    assert all(p.global_allowed for ns in settings.NAMESPACES.values() for p in ns.properties)
+    assert settings.SCHEDULER.get_property("task-timeout").label == "task timeout"
+
+
+def test_unknown_namespace_and_property() -> None:
+    with pytest.raises(UsageError, match="Unknown settings namespace 'nope'"):
+        settings.namespace("nope")
+    with pytest.raises(PropertyError) as info:
+        settings.SCHEDULER.get_property("nope")
+    assert info.value.message == (
+        "Invalid property specified, valid properties include: selected, shell, task-timeout"
+    )
+
+
+def test_computed_defaults(store: PropertyStore) -> None:
+    assert settings.computed(store, "app-json", "web", "appjson-path") == "app.json"
+    assert settings.computed(store, "scheduler", "web", "selected") == "docker-local"
+    assert settings.computed(store, "scheduler", "web", "shell") == ""
+    assert settings.computed(store, "scheduler", "web", "task-timeout") == "none"
+    assert settings.computed_scheduler(store, "web") == "docker-local"
+    assert settings.computed_shell(store, "web") is None
+    assert settings.computed_task_timeout(store, "web") is None
+
+
+def test_computed_app_beats_global_beats_default(store: PropertyStore) -> None:
+    store.set("scheduler", GLOBAL, "selected", "swarm")
+    assert settings.computed_scheduler(store, "web") == "swarm"
+    store.set("scheduler", "web", "selected", "docker-local")
+    assert settings.computed_scheduler(store, "web") == "docker-local"
+    assert settings.app_value(store, "scheduler", "web", "selected") == "docker-local"
+    assert settings.global_value(store, "scheduler", "selected") == "swarm"
+
+
+def test_computed_task_timeout(store: PropertyStore) -> None:
+    store.set("scheduler", GLOBAL, "task-timeout", "60")
+    assert settings.computed_task_timeout(store, "web") == 60.0
+    # An app's "none" beats a global timeout.
+    store.set("scheduler", "web", "task-timeout", "none")
+    assert settings.computed_task_timeout(store, "web") is None
+    store.set("scheduler", "web", "task-timeout", "2.5")
+    assert settings.computed_task_timeout(store, "web") == 2.5
+
+
+def test_computed_task_timeout_corrupt_file(store: PropertyStore) -> None:
+    store.set("scheduler", "web", "task-timeout", "soon")
+    with pytest.raises(PropertyError) as info:
+        settings.computed_task_timeout(store, "web")
+    assert info.value.message.startswith("Property scheduler task-timeout of web is not valid: ")
+
+
+def test_computed_shell(store: PropertyStore) -> None:
+    store.set("scheduler", GLOBAL, "shell", "/bin/ash")
+    assert settings.computed_shell(store, "web") == "/bin/ash"
+
+
+# -- set_property ---------------------------------------------------------------------------
+
+
+def test_set_and_unset(registry: AppRegistry, store: PropertyStore, root: Path) -> None:
+    result = settings.set_property(registry, "app-json", "web", "appjson-path", "app2.json")
+    assert result == settings.SetResult("app-json", "web", "appjson-path", "app2.json")
+    assert result.message == "Setting appjson-path to app2.json"
+    path = root / "config" / "app-json" / "web" / "appjson-path"
+    assert path.read_bytes() == b"app2.json"
+    result = settings.set_property(registry, "app-json", "web", "appjson-path", "")
+    assert result.message == "Unsetting appjson-path"
+    assert not path.exists()
+
+
+def test_set_global(registry: AppRegistry, root: Path) -> None:
+    settings.set_property(registry, "scheduler", GLOBAL, "shell", "/bin/sh")
+    assert (root / "config" / "scheduler" / "--global" / "shell").read_text() == "/bin/sh"
+
+
+def test_set_checks_app_first(registry: AppRegistry) -> None:
+    with pytest.raises(AppNotFoundError):
+        settings.set_property(registry, "app-json", "other", "nope", "x")
+    with pytest.raises(InvalidAppNameError):
+        settings.set_property(registry, "app-json", "../x", "appjson-path", "x")
+
+
+def test_set_property_errors(registry: AppRegistry) -> None:
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "app-json", "web", "", "x")
+    assert info.value.message == "No property specified"
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "app-json", GLOBAL, "nope", "x")
+    assert (
+        info.value.message == "Invalid property specified, valid properties include: appjson-path"
+    )
+
+
+def test_set_property_not_global(registry: AppRegistry, monkeypatch: pytest.MonkeyPatch) -> None:
+    local_only = settings.Namespace("t", "T", (settings.Property("p", global_allowed=False),))
+    monkeypatch.setitem(settings.NAMESPACES, "t", local_only)  # type: ignore[index]
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "t", GLOBAL, "p", "x")
+    assert info.value.message == "Property cannot be specified globally"
+    assert settings.set_property(registry, "t", "web", "p", "x").value == "x"
+
+
+@pytest.mark.parametrize(
+    "value", ["app2.json", "sub/app.json", "/sub/app.json/", "a/../b.json", "./x.json", "..x"]
+)
+def test_appjson_path_valid(registry: AppRegistry, store: PropertyStore, value: str) -> None:
+    settings.set_property(registry, "app-json", "web", "appjson-path", value)
+    # Stored as given: the deploy strips the slashes, the report shows what was set.
+    assert settings.app_value(store, "app-json", "web", "appjson-path") == value
+
+
+@pytest.mark.parametrize(
+    ("value", "reason"),
+    [
+        ("../app.json", "it must stay inside the source tree (or the image's WORKDIR)"),
+        ("/../../etc/passwd", "it must stay inside the source tree (or the image's WORKDIR)"),
+        ("a/../../b", "it must stay inside the source tree (or the image's WORKDIR)"),
+        ("..", "it must stay inside the source tree (or the image's WORKDIR)"),
+        ("/", "it must name a file"),
+        (" ", "it must name a file"),
+        ("a\x00b", "it must name a file"),
+    ],
+)
+def test_appjson_path_invalid(registry: AppRegistry, value: str, reason: str) -> None:
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "app-json", "web", "appjson-path", value)
+    assert info.value.message == f"Invalid appjson-path {value!r}: {reason}"
+
+
+def test_scheduler_names_fallback_and_hook() -> None:
+    assert settings.scheduler_names(None) == ("docker-local", "swarm")
+    assert settings.scheduler_names(_pm()) == ("docker-local", "swarm")
+
+    class Nomad:
+        @hookimpl
+        def scheduler_names(self) -> list[str]:
+            return ["nomad", "docker-local"]
+
+    class Local:
+        @hookimpl
+        def scheduler_names(self) -> list[str]:
+            return ["docker-local"]
+
+    assert sorted(settings.scheduler_names(_pm(Local(), Nomad()))) == ["docker-local", "nomad"]
+
+
+def test_selected_validated_against_plugins(registry: AppRegistry) -> None:
+    class Nomad:
+        @hookimpl
+        def scheduler_names(self) -> list[str]:
+            return ["nomad"]
+
+    pm = _pm(Nomad())
+    settings.set_property(registry, "scheduler", "web", "selected", "nomad", pm=pm)
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "scheduler", "web", "selected", "swarm", pm=pm)
+    assert info.value.message == "Invalid scheduler 'swarm', valid schedulers: nomad"
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "scheduler", "web", "selected", "k8s")
+    assert info.value.message == "Invalid scheduler 'k8s', valid schedulers: docker-local, swarm"
+
+
+@pytest.mark.parametrize("value", ["/bin/sh", "/usr/local/bin/bash", "bash", "/bin/busybox"])
+def test_shell_valid(registry: AppRegistry, value: str) -> None:
+    assert settings.set_property(registry, "scheduler", "web", "shell", value).value == value
+
+
+@pytest.mark.parametrize("value", ["/bin/sh -x", "bin/sh", "/bin//sh", "/bin/", "a\tb", "/"])
+def test_shell_invalid(registry: AppRegistry, value: str) -> None:
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "scheduler", "web", "shell", value)
+    assert info.value.message == (
+        f"Invalid shell {value!r}: expected an absolute path such as /bin/sh, "
+        "or a command name, without spaces"
+    )
+
+
+@pytest.mark.parametrize(
+    ("value", "stored"), [("30", "30"), (" 1.5 ", "1.5"), ("none", "none"), ("NONE", "none")]
+)
+def test_task_timeout_valid(registry: AppRegistry, value: str, stored: str) -> None:
+    assert (
+        settings.set_property(registry, "scheduler", "web", "task-timeout", value).value == stored
+    )
+
+
+@pytest.mark.parametrize("value", ["0", "-5", "soon", "nan", "inf"])
+def test_task_timeout_invalid(registry: AppRegistry, value: str) -> None:
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "scheduler", "web", "task-timeout", value)
+    assert info.value.message == (
+        f"Invalid task timeout {value!r}: expected a number of seconds above 0 "
+        "(or none for no timeout)"
+    )
+
+
+# -- report sections ------------------------------------------------------------------------
+
+
+def test_app_json_section_matches_the_plugin(store: PropertyStore) -> None:
+    for app_value, global_value in [("", ""), ("app2.json", ""), ("", "g.json"), ("a", "g")]:
+        for app, value in (("web", app_value), (GLOBAL, global_value)):
+            if value:
+                store.set("app-json", app, "appjson-path", value)
+            else:
+                store.unset("app-json", app, "appjson-path")
+        assert settings.report_section(store, "app-json", "web") == app_json.report(
+            app="web", properties=store
+        )
+
+
+def test_scheduler_section(store: PropertyStore) -> None:
+    store.set("scheduler", GLOBAL, "selected", "swarm")
+    store.set("scheduler", "web", "task-timeout", "30")
+    section = scheduler_plugin.report(app="web", properties=store)
+    assert section == ReportSection(
+        "scheduler",
+        (
+            ReportRow("computed-selected", "Scheduler computed selected", "swarm"),
+            ReportRow("global-selected", "Scheduler global selected", "swarm", raw="swarm"),
+            ReportRow("selected", "Scheduler selected", ""),
+            ReportRow("computed-shell", "Scheduler computed shell", ""),
+            ReportRow("global-shell", "Scheduler global shell", "", raw=""),
+            ReportRow("shell", "Scheduler shell", ""),
+            ReportRow("computed-task-timeout", "Scheduler computed task timeout", "30"),
+            ReportRow("global-task-timeout", "Scheduler global task timeout", "none", raw=""),
+            ReportRow("task-timeout", "Scheduler task timeout", "30"),
+        ),
+    )
+
+
+def test_global_section(store: PropertyStore) -> None:
+    store.set("scheduler", GLOBAL, "shell", "/bin/ash")
+    store.set("scheduler", "web", "selected", "swarm")  # an app's value plays no part
+    section = settings.global_report_section(store, "scheduler")
+    assert section == ReportSection(
+        "scheduler",
+        (
+            ReportRow("computed-selected", "Scheduler computed selected", "docker-local"),
+            ReportRow("global-selected", "Scheduler global selected", "docker-local", raw=""),
+            ReportRow("computed-shell", "Scheduler computed shell", "/bin/ash"),
+            ReportRow("global-shell", "Scheduler global shell", "/bin/ash", raw="/bin/ash"),
+            ReportRow("computed-task-timeout", "Scheduler computed task timeout", "none"),
+            ReportRow("global-task-timeout", "Scheduler global task timeout", "none", raw=""),
+        ),
+    )
