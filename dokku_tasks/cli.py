@@ -11,6 +11,7 @@ when a plugin or the engine is broken.
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -134,8 +135,7 @@ def apps_create(ctx: click.Context, app: str) -> None:
 
 def _stdin_is_interactive() -> bool:
     """Whether a person can answer a prompt (a test replaces this)."""
-    stream = click.get_text_stream("stdin")
-    return bool(stream.isatty())
+    return sys.stdin.isatty()
 
 
 @cli.command("apps:destroy", context_settings=_ARGS_AS_GIVEN)
@@ -159,7 +159,7 @@ def apps_destroy(ctx: click.Context, app: str, force: bool) -> None:
         output.error(f"This command will destroy app {app}.")
         output.error(f'To proceed, type "{app}"')
         click.echo("> ", nl=False)
-        answer = click.get_text_stream("stdin").readline()
+        answer = sys.stdin.readline()
         if answer.strip() != app:
             raise UsageError(f"Confirmation did not match {app}. Aborted.")
     output.step(f"Destroying {app}")
