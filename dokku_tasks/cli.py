@@ -361,6 +361,7 @@ def _deploy_request(
     network: str | None,
     task_timeout: str | None,
     scheduler: str | None,
+    registry: str | None = None,
 ) -> DeployRequest:
     """The :class:`~dokku_tasks.pipeline.DeployRequest` that ``deploy``'s arguments describe.
 
@@ -399,6 +400,7 @@ def _deploy_request(
         network=network,
         task_timeout=timeout,
         scheduler=scheduler,
+        registry=registry,
     )
 
 
@@ -435,6 +437,12 @@ def _deploy_request(
     metavar="NAME",
     help="docker-local or swarm (default: the scheduler selected property).",
 )
+@click.option(
+    "--registry",
+    metavar="HOST[:PORT]",
+    help="Push the deploy image there before swarm services use it "
+    "(default: the registry server property).",
+)
 @click.pass_context
 def deploy(
     ctx: click.Context,
@@ -447,6 +455,7 @@ def deploy(
     network: str | None,
     task_timeout: str | None,
     scheduler: str | None,
+    registry: str | None,
 ) -> None:
     """Deploy APP: build or take the image, run its tasks, schedule its processes."""
     request = _deploy_request(
@@ -459,6 +468,7 @@ def deploy(
         network=network,
         task_timeout=task_timeout,
         scheduler=scheduler,
+        registry=registry,
     )
     # Plugins are loaded once every value has parsed, so a typo is reported even when a
     # plugin is broken.

@@ -121,11 +121,14 @@ def task_argv(
 
 
 @hookspec(firstresult=True)
-def scheduler(name: str, engine: Engine) -> Scheduler | None:
+def scheduler(name: str, engine: Engine, app: str, registry: str | None) -> Scheduler | None:
     """Called once per deploy to find the scheduler that runs the app's tasks and processes.
 
     :param name: the selected scheduler (``docker-local``, ``swarm``, ...).
     :param engine: the deploy's one connection to the Docker engine.
+    :param app: the app being deployed.
+    :param registry: the registry to push the deploy image to before cluster nodes run it
+        (``--registry`` or the ``registry`` property ``server``), or ``None``.
     :return: a :class:`dokku_tasks.scheduling.Scheduler` for ``name``, or ``None`` when this
         plugin does not provide it.  Stops at the first non-``None`` result.
     """

@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("procfile", "dokku_tasks.plugins.procfile"),
     ("scheduler", "dokku_tasks.plugins.scheduler"),
     ("docker-local", "dokku_tasks.plugins.docker_local"),
+    ("swarm", "dokku_tasks.plugins.swarm"),
 )
 
 _PHASE_HOOKS = frozenset({"pre_deploy", "release", "post_deploy"})

@@ -75,7 +75,8 @@ class DeployRequest:
     ``source`` alone builds ``source/Dockerfile``; ``image`` alone deploys that image, reading
     app.json and the Procfile from its WORKDIR; both deploy the image with the files from the
     source tree.  ``env`` (config values) reach every task and process but never an image.
-    ``task_timeout`` and ``scheduler`` of ``None`` fall back to the app's properties.
+    ``task_timeout``, ``scheduler`` and ``registry`` of ``None`` fall back to the app's
+    properties.
     """
 
     app: str
@@ -86,6 +87,7 @@ class DeployRequest:
     network: str | None = None
     task_timeout: float | None = None
     scheduler: str | None = None
+    registry: str | None = None
 
 
 def deploy(
@@ -294,7 +296,12 @@ class _Deploy:
         return containers
 
     def _scheduler(self, name: str) -> Scheduler:
-        found: Scheduler | None = self.pm.hook.scheduler(name=name, engine=self.engine)
+        from .settings import computed
+
+        registry = self.request.registry or computed(self.store, "registry", self.app, "server")
+        found: Scheduler | None = self.pm.hook.scheduler(
+            name=name, engine=self.engine, app=self.app, registry=registry or None
+        )
         if found is None:
             known = sorted({n for names in self.pm.hook.scheduler_names() for n in names})
             raise UsageError(f"Unknown scheduler {name!r}; available: {', '.join(known)}")

@@ -143,6 +143,15 @@ def _validate_task_timeout(value: str, pm: pluggy.PluginManager | None) -> str:
     return "none" if seconds is None else value.strip()
 
 
+def _validate_registry(value: str, pm: pluggy.PluginManager | None) -> str:
+    # A registry host with an optional port and path prefix, as image references allow.
+    if not _REGISTRY.fullmatch(value):
+        raise PropertyError(
+            f"Invalid registry {value!r}: expected HOST[:PORT][/PATH], e.g. registry.example:5000"
+        )
+    return value
+
+
 def scheduler_names(pm: pluggy.PluginManager | None) -> tuple[str, ...]:
     """The scheduler names plugins provide (``scheduler_names`` hook), in first-seen order.
 
@@ -159,6 +168,8 @@ def scheduler_names(pm: pluggy.PluginManager | None) -> tuple[str, ...]:
 
 
 # -- the table ------------------------------------------------------------------------------
+
+_REGISTRY = re.compile(r"[a-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*")
 
 APP_JSON = Namespace(
     name="app-json",
@@ -181,8 +192,14 @@ SCHEDULER = Namespace(
     ),
 )
 
+REGISTRY = Namespace(
+    name="registry",
+    label="Registry",
+    properties=(Property("server", validator=_validate_registry),),
+)
+
 #: Every namespace, by name, in the order ``--help`` lists their commands.
-NAMESPACES: Mapping[str, Namespace] = {ns.name: ns for ns in (APP_JSON, SCHEDULER)}
+NAMESPACES: Mapping[str, Namespace] = {ns.name: ns for ns in (APP_JSON, SCHEDULER, REGISTRY)}
 
 
 def namespace(name: str) -> Namespace:

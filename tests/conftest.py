@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import contextlib
 import io
 import json
 import uuid
@@ -58,6 +59,11 @@ def engine_app(docker_client: Any, app_name: str) -> Iterator[str]:
 
 def remove_app_resources(client: Any, app: str) -> None:
     import docker
+
+    if client.info().get("Swarm", {}).get("ControlAvailable"):
+        for service in client.services.list(filters={"label": f"{APP_LABEL}={app}"}):
+            with contextlib.suppress(docker.errors.NotFound):
+                service.remove()
 
     for container in client.containers.list(all=True, filters={"label": f"{APP_LABEL}={app}"}):
         with contextlib.suppress(docker.errors.NotFound):

@@ -43,7 +43,8 @@ def _pm(*plugins: object) -> pluggy.PluginManager:
 
 
 def test_table() -> None:
-    assert list(settings.NAMESPACES) == ["app-json", "scheduler"]
+    assert list(settings.NAMESPACES) == ["app-json", "scheduler", "registry"]
+    assert settings.REGISTRY.property_names == ("server",)
     assert settings.APP_JSON.property_names == ("appjson-path",)
     assert settings.SCHEDULER.property_names == ("selected", "shell", "task-timeout")
     assert all(p.global_allowed for ns in settings.NAMESPACES.values() for p in ns.properties)

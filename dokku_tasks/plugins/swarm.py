@@ -1,0 +1,214 @@
+"""Built-in plugin: the ``swarm`` scheduler, running tasks as jobs and processes as services.
+
+Predeploy still runs (and commits) on the local engine: a commit has no cluster equivalent.
+``release``, ``postdeploy`` and ``heroku.postdeploy`` run as one-shot ``replicated-job``
+services; each process type is a replicated service updated start-first.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from .. import settings
+from ..engine import APP_LABEL, PROCESS_LABEL, TASK_LABEL, Engine, ServiceSpec
+from ..errors import EngineError, TaskTimeoutError
+from ..hookspecs import hookimpl
+from ..models import ContainerOptions, ImageInfo, ReportSection
+from ..properties import PropertyStore
+from ..scheduling import ProcessSpec, TaskIO, TaskRun, TaskSpec
+from .docker_local import DockerLocalScheduler
+
+NAME = "swarm"
+#: How often a job's state is read; the swarm API has no "wait for this task" call.
+POLL_SECONDS = 0.2
+#: How long new process services may take to run the new image.
+CONVERGE_SECONDS = 120.0
+_FINAL_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "orphaned", "remove"})
+_DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
+
+
+@hookimpl
+def scheduler(name: str, engine: Engine, registry: str | None) -> SwarmScheduler | None:
+    return SwarmScheduler(engine, registry or "") if name == NAME else None
+
+
+@hookimpl
+def scheduler_names() -> list[str]:
+    return [NAME]
+
+
+def dns_name(*parts: str, suffix: str = "") -> str:
+    """A valid service name (letters, digits, dashes; at most 63) from ``parts`` and ``suffix``.
+
+    The suffix is kept whole; the readable parts are shortened to make room for it.
+    """
+    base = "-".join(_DNS_UNSAFE.sub("-", part.lower()).strip("-") for part in parts)
+    room = 63 - (len(suffix) + 1 if suffix else 0)
+    base = base[:room].rstrip("-") or "x"
+    return f"{base}-{suffix}" if suffix else base
+
+
+def image_reference(app: str, image_id: str, registry: str) -> tuple[str, str]:
+    """The repository and tag a deploy's image is published under for services."""
+    tag = image_id.split(":")[-1][:12]
+    repository = f"dokku/{app}"
+    if registry:
+        repository = f"{registry.rstrip('/')}/{repository}"
+    return repository, tag
+
+
+def job_exit(tasks: Sequence[Mapping[str, Any]]) -> tuple[str, int | None, str] | None:
+    """``(state, exit code, error)`` of a job's finished task, or ``None`` while it runs."""
+    for task in tasks:
+        status = task.get("Status") or {}
+        state = str(status.get("State", ""))
+        if state in _FINAL_STATES:
+            code = (status.get("ContainerStatus") or {}).get("ExitCode")
+            return state, None if code is None else int(code), str(status.get("Err") or "")
+    return None
+
+
+class SwarmScheduler:
+    """Tasks as ``replicated-job`` services and processes as replicated services."""
+
+    name = NAME
+    can_commit = False
+
+    def __init__(self, engine: Engine, registry: str = "") -> None:
+        self.engine = engine
+        self.registry = registry
+        self.local = DockerLocalScheduler(engine)
+        self._published: dict[str, str] = {}
+        self._checked = False
+
+    def _require_swarm(self) -> None:
+        if not self._checked:
+            if not self.engine.swarm_active():
+                raise EngineError(
+                    "The swarm scheduler needs an engine that manages an active swarm "
+                    "(docker swarm init)"
+                )
+            self._checked = True
+
+    def publish(self, app: str, image: ImageInfo) -> str:
+        """Tag (and with a registry, push) ``image`` so every node can run it; return its ref."""
+        if image.id not in self._published:
+            repository, tag = image_reference(app, image.id, self.registry)
+            self.engine.tag(image.id, repository, tag)
+            if self.registry:
+                self.engine.push(repository, tag)
+            self._published[image.id] = f"{repository}:{tag}"
+        return self._published[image.id]
+
+    def remove_stale_tasks(self, app: str) -> int:
+        stale = [s for s in self.engine.services({APP_LABEL: app}) if s.labels.get(TASK_LABEL)]
+        for service in stale:
+            self.engine.remove_service(service.id)
+        return len(stale) + self.local.remove_stale_tasks(app)
+
+    def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:
+        self._require_swarm()
+        phase = spec.task.phase
+        service = ServiceSpec(
+            name=dns_name(spec.app, phase, suffix=secrets.token_hex(3)),
+            image=self.publish(spec.app, spec.image),
+            args=spec.argv,
+            env=spec.options.env,
+            mounts=spec.options.mounts,
+            network=spec.options.network,
+            labels={APP_LABEL: spec.app, TASK_LABEL: phase},
+            job=True,
+        )
+        service_id = self.engine.create_service(service)
+        follower = None
+        try:
+            io.started(service_id)
+            follower = self.engine.follow_service_logs(service_id, io.stdout, io.stderr)
+            deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
+            while (finished := job_exit(self.engine.service_tasks(service_id))) is None:
+                if deadline is not None and time.monotonic() > deadline:
+                    raise TaskTimeoutError(phase, spec.timeout or 0)
+                time.sleep(POLL_SECONDS)
+            follower.finish()
+            follower = None
+            state, code, error = finished
+            if code is None:
+                raise EngineError(f"The {phase} job ended {state} without running: {error}")
+            return TaskRun(service_id, code)
+        finally:
+            self.engine.remove_service(service_id)
+            if follower is not None:
+                follower.stop()
+
+    def deploy_processes(
+        self,
+        app: str,
+        image: ImageInfo,
+        processes: Sequence[ProcessSpec],
+        options: ContainerOptions,
+    ) -> tuple[str, ...]:
+        self._require_swarm()
+        reference = self.publish(app, image)
+        existing = {
+            s.labels[PROCESS_LABEL]: s
+            for s in self.engine.services({APP_LABEL: app})
+            if s.labels.get(PROCESS_LABEL) and not s.labels.get(TASK_LABEL)
+        }
+        wanted: dict[str, int] = {}
+        for process in processes:
+            current = existing.pop(process.process_type, None)
+            if process.quantity == 0:
+                if current is not None:
+                    self.engine.remove_service(current.id)
+                continue
+            spec = ServiceSpec(
+                name=dns_name(app, process.process_type),
+                image=reference,
+                args=process.argv,
+                env=options.env,
+                mounts=options.mounts,
+                network=options.network,
+                labels={APP_LABEL: app, PROCESS_LABEL: process.process_type},
+                replicas=process.quantity,
+            )
+            if current is None:
+                wanted[self.engine.create_service(spec)] = process.quantity
+            else:
+                self.engine.update_service(current, spec)
+                wanted[current.id] = process.quantity
+        for leftover in existing.values():
+            self.engine.remove_service(leftover.id)
+        self._converge(wanted, reference)
+        return tuple(s.name for s in self.engine.services({APP_LABEL: app}) if s.id in wanted)
+
+    def _converge(self, wanted: Mapping[str, int], reference: str) -> None:
+        """Wait until each service runs its replicas of ``reference``."""
+        deadline = time.monotonic() + CONVERGE_SECONDS
+        pending = dict(wanted)
+        while pending:
+            for service_id, replicas in list(pending.items()):
+                running = [
+                    t
+                    for t in self.engine.service_tasks(service_id)
+                    if (t.get("Status") or {}).get("State") == "running"
+                    and t.get("DesiredState") == "running"
+                    and t["Spec"]["ContainerSpec"]["Image"].startswith(reference)
+                ]
+                if len(running) >= replicas:
+                    del pending[service_id]
+            if pending and time.monotonic() > deadline:
+                raise EngineError(
+                    f"Services did not run the new image within {CONVERGE_SECONDS:.0f} seconds"
+                )
+            if pending:
+                time.sleep(POLL_SECONDS)
+
+
+@hookimpl
+def report(app: str, properties: PropertyStore) -> ReportSection:
+    """The ``registry`` section: where the swarm scheduler pushes the deploy image."""
+    return settings.report_section(properties, settings.REGISTRY.name, app)

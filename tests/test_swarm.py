@@ -1,0 +1,74 @@
+"""The swarm scheduler's pure parts: names, image references, job states, publishing."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from dokku_tasks.models import ImageInfo
+from dokku_tasks.plugins.swarm import SwarmScheduler, dns_name, image_reference, job_exit
+
+
+@pytest.mark.parametrize(
+    ("parts", "suffix", "expected"),
+    [
+        (("web-app", "heroku.postdeploy"), "a1b2c3", "web-app-heroku-postdeploy-a1b2c3"),
+        (("app", "worker_2"), "", "app-worker-2"),
+        (("a" * 63, "release"), "abcdef", "a" * 56 + "-abcdef"),
+    ],
+)
+def test_dns_names(parts: tuple[str, ...], suffix: str, expected: str) -> None:
+    name = dns_name(*parts, suffix=suffix)
+    assert name == expected
+    assert len(name) <= 63
+
+
+def test_image_reference_with_and_without_registry() -> None:
+    assert image_reference("web", "sha256:0123456789abcdef", "") == ("dokku/web", "0123456789ab")
+    assert image_reference("web", "sha256:0123456789abcdef", "reg.example:5000/") == (
+        "reg.example:5000/dokku/web",
+        "0123456789ab",
+    )
+
+
+def test_job_exit_reads_the_finished_task() -> None:
+    assert job_exit([{"Status": {"State": "running"}}]) is None
+    assert job_exit(
+        [{"Status": {"State": "failed", "ContainerStatus": {"ExitCode": 7}, "Err": "x"}}]
+    ) == ("failed", 7, "x")
+    assert job_exit([{"Status": {"State": "rejected", "Err": "no such image"}}]) == (
+        "rejected",
+        None,
+        "no such image",
+    )
+
+
+class _RecordingEngine:
+    def __init__(self) -> None:
+        self.calls: list[tuple[Any, ...]] = []
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.calls.append(("tag", image, repository, tag))
+
+    def push(self, repository: str, tag: str) -> None:
+        self.calls.append(("push", repository, tag))
+
+
+def test_publish_pushes_once_per_image_when_a_registry_is_set() -> None:
+    engine = _RecordingEngine()
+    scheduler = SwarmScheduler(engine, "reg.example:5000")  # type: ignore[arg-type]
+    image = ImageInfo(ref="x", id="sha256:feedfacecafe0000")
+    assert scheduler.publish("web", image) == "reg.example:5000/dokku/web:feedfacecafe"
+    assert scheduler.publish("web", image) == "reg.example:5000/dokku/web:feedfacecafe"
+    assert engine.calls == [
+        ("tag", image.id, "reg.example:5000/dokku/web", "feedfacecafe"),
+        ("push", "reg.example:5000/dokku/web", "feedfacecafe"),
+    ]
+
+
+def test_publish_only_tags_without_a_registry() -> None:
+    engine = _RecordingEngine()
+    scheduler = SwarmScheduler(engine)  # type: ignore[arg-type]
+    assert scheduler.publish("web", ImageInfo(ref="x", id="sha256:abc")) == "dokku/web:abc"
+    assert [call[0] for call in engine.calls] == ["tag"]
