@@ -33,6 +33,7 @@ from dokku_tasks.errors import (
 )
 from dokku_tasks.hookspecs import hookimpl
 from dokku_tasks.models import DeployResult, Mount
+from tests.fakes import FakeDistribution, FakeEntryPoint
 
 REPO = Path(__file__).resolve().parent.parent
 REAL_BUILTINS = manager.BUILTIN_PLUGINS
@@ -57,26 +58,6 @@ GLOBAL_INVALID_FLAG = (
     "Invalid flag passed, valid flags: --app-json-computed-appjson-path, "
     "--app-json-global-appjson-path"
 )
-
-
-class FakeEntryPoint:
-    def __init__(self, name: str, plugin: object = None, error: Exception | None = None) -> None:
-        self.name = name
-        self.group = manager.ENTRYPOINT_GROUP
-        self._plugin = plugin
-        self._error = error
-
-    def load(self) -> object:
-        if self._error is not None:
-            raise self._error
-        return self._plugin
-
-
-class FakeDistribution:
-    def __init__(self, name: str, version: str, *entry_points: FakeEntryPoint) -> None:
-        self.metadata = {"Name": name}
-        self.version = version
-        self.entry_points = list(entry_points)
 
 
 @pytest.fixture(autouse=True)

@@ -14,38 +14,13 @@ from dokku_tasks.errors import PluginError, PluginLoadError, UsageError
 from dokku_tasks.hookspecs import hookimpl
 from dokku_tasks.models import DeployContext, Task
 from dokku_tasks.properties import PropertyStore
+from tests.fakes import FakeDistribution, FakeEntryPoint
 
 #: The built-ins these tests register: the ones whose behaviour they look at.
 BUILTINS = (
     ("app-json", "dokku_tasks.plugins.app_json"),
     ("scheduler", "dokku_tasks.plugins.scheduler"),
 )
-
-
-class FakeEntryPoint:
-    """Just what the manager uses of :class:`importlib.metadata.EntryPoint`."""
-
-    def __init__(
-        self, name: str, plugin: object = None, *, error: Exception | None = None, group: str = ""
-    ) -> None:
-        self.name = name
-        self.group = group or manager.ENTRYPOINT_GROUP
-        self._plugin = plugin
-        self._error = error
-
-    def load(self) -> object:
-        if self._error is not None:
-            raise self._error
-        return self._plugin
-
-
-class FakeDistribution:
-    """Just what the manager uses of :class:`importlib.metadata.Distribution`."""
-
-    def __init__(self, name: str, version: str, *entry_points: FakeEntryPoint) -> None:
-        self.metadata = {"Name": name}
-        self.version = version
-        self.entry_points = list(entry_points)
 
 
 def install(monkeypatch: pytest.MonkeyPatch, *dists: FakeDistribution) -> None:

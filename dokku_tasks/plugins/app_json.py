@@ -6,39 +6,26 @@
 
 from __future__ import annotations
 
+from .. import settings
 from ..hookspecs import hookimpl
 from ..models import (
     HEROKU_POSTDEPLOY,
     POSTDEPLOY,
     PREDEPLOY,
     DeployContext,
-    ReportRow,
     ReportSection,
     Task,
 )
-from ..properties import GLOBAL, PropertyStore
+from ..properties import PropertyStore
 
-PLUGIN = "app-json"
-APPJSON_PATH = "appjson-path"
-DEFAULT_APPJSON_PATH = "app.json"
+PLUGIN = settings.APP_JSON.name
 #: Written before scripts.postdeploy runs, so a failed one is not retried (as Dokku).
 HEROKU_POSTDEPLOY_MARKER = "heroku.postdeploy"
-VALID_PROPERTIES = (APPJSON_PATH,)
-
-
-def app_appjson_path(store: PropertyStore, app: str) -> str:
-    """The app's own ``appjson-path`` (empty when unset)."""
-    return store.get(PLUGIN, app, APPJSON_PATH)
-
-
-def global_appjson_path(store: PropertyStore) -> str:
-    """The global ``appjson-path`` (empty when unset)."""
-    return store.get(PLUGIN, GLOBAL, APPJSON_PATH)
 
 
 def computed_appjson_path(store: PropertyStore, app: str) -> str:
     """The app value, else the global value, else ``app.json``."""
-    return app_appjson_path(store, app) or global_appjson_path(store) or DEFAULT_APPJSON_PATH
+    return settings.computed(store, PLUGIN, app, "appjson-path")
 
 
 def _task(context: DeployContext, phase: str, commit: bool = False) -> Task | None:
@@ -69,21 +56,5 @@ def post_deploy(app: str, context: DeployContext) -> list[Task]:
 
 @hookimpl
 def report(app: str, properties: PropertyStore) -> ReportSection:
-    global_value = global_appjson_path(properties)
-    return ReportSection(
-        title="app-json",
-        rows=(
-            ReportRow(
-                "computed-appjson-path",
-                "App-json computed appjson path",
-                computed_appjson_path(properties, app),
-            ),
-            ReportRow(
-                "global-appjson-path",
-                "App-json global appjson path",
-                global_value or DEFAULT_APPJSON_PATH,
-                raw=global_value,
-            ),
-            ReportRow("appjson-path", "App-json appjson path", app_appjson_path(properties, app)),
-        ),
-    )
+    """The ``app-json`` section: computed, global and app ``appjson-path``."""
+    return settings.report_section(properties, PLUGIN, app)
