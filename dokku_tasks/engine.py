@@ -7,13 +7,16 @@ and the pipeline never see SDK objects.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import io
+import json
 import os
+import posixpath
 import tarfile
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attrs
@@ -105,11 +108,14 @@ class ContainerInfo:
 
 @attrs.frozen
 class ImageFile:
-    """What a path inside an image is: ``kind`` is ``file``, ``symlink``, ``other`` or ``missing``."""
+    """What a path inside an image led to: ``kind`` is ``file``, ``other`` or ``missing``.
+
+    ``resolved`` is the path with every symlink on it resolved.
+    """
 
     kind: str
     data: bytes = b""
-    link_target: str = ""
+    resolved: str = ""
 
 
 @attrs.frozen
@@ -169,12 +175,12 @@ class Engine:
             labels=config.get("Labels") or {},
         )
 
-    def image_exists(self, ref: str) -> bool:
+    def image_id(self, ref: str) -> str | None:
+        """The id ``ref`` names, or ``None`` when there is no such image."""
         try:
-            self._api.inspect_image(ref)  # type: ignore[no-untyped-call]
+            return str(self._api.inspect_image(ref)["Id"])  # type: ignore[no-untyped-call]
         except docker.errors.ImageNotFound:
-            return False
-        return True
+            return None
 
     def build(self, context: Path, labels: Mapping[str, str], on_line: LineSink) -> str:
         """Build ``context/Dockerfile`` untagged, streaming its output; return the image id.
@@ -218,9 +224,14 @@ class Engine:
         return str(result["Id"])
 
     def read_image_files(
-        self, image: str, paths: Sequence[str], labels: Mapping[str, str]
+        self, image: str, base: str, paths: Sequence[str], labels: Mapping[str, str]
     ) -> dict[str, ImageFile]:
-        """Read files out of an image without running it (a created, never started container)."""
+        """Read files at ``paths`` (relative to ``base``) out of an image without running it.
+
+        A container is created, never started, and removed.  Every symlink on the way is
+        resolved by the engine in the image's scope, and :attr:`ImageFile.resolved` says where
+        the path really led, so the caller can refuse one that left ``base``.
+        """
         spec = ContainerSpec(
             image=image,
             command=("dokku-tasks-read",),
@@ -229,31 +240,54 @@ class Engine:
         )
         container_id = self.create(spec)
         try:
-            return {path: self._read_one(container_id, path) for path in paths}
+            return {path: self._read_under(container_id, base, path) for path in paths}
         finally:
             self.remove(container_id)
 
-    def _read_one(self, container_id: str, path: str) -> ImageFile:
-        try:
-            stream, stat = self._api.get_archive(container_id, path)
-        except docker.errors.NotFound:
-            return ImageFile("missing")
-        except docker.errors.APIError as exc:
-            raise EngineError(f"Cannot read {path} from the image: {_explain(exc)}") from exc
-        if stat.get("linkTarget"):
-            for _ in stream:
-                pass
-            return ImageFile("symlink", link_target=str(stat["linkTarget"]))
-        buffer = io.BytesIO()
-        for chunk in stream:
-            buffer.write(chunk)
-        buffer.seek(0)
-        with tarfile.open(fileobj=buffer) as archive:
-            member = archive.next()
-            if member is None or not member.isfile():
-                return ImageFile("other")
-            handle = archive.extractfile(member)
-            return ImageFile("file", data=handle.read() if handle else b"")
+    def _read_under(self, container_id: str, base: str, relative: str) -> ImageFile:
+        resolved = posixpath.normpath(base or "/")
+        *directories, name = PurePosixPath(relative).parts
+        for part in directories:
+            candidate = posixpath.join(resolved, part)
+            stat = self._stat(container_id, candidate)
+            if stat is None:
+                return ImageFile("missing", resolved=candidate)
+            resolved = str(stat.get("linkTarget") or candidate)
+        return self._read_file(container_id, posixpath.join(resolved, name))
+
+    def _stat(self, container_id: str, path: str) -> Mapping[str, Any] | None:
+        # HEAD on the archive endpoint answers with the path's stat alone, without its content.
+        url = self._api._url("/containers/{0}/archive", container_id)  # type: ignore[attr-defined]
+        response = self._api.head(url, params={"path": path})
+        if response.status_code == 404:
+            return None
+        if not response.ok:
+            raise EngineError(f"Cannot read {path} from the image: HTTP {response.status_code}")
+        header = response.headers.get("X-Docker-Container-Path-Stat", "")
+        return dict(json.loads(base64.b64decode(header))) if header else {}
+
+    def _read_file(self, container_id: str, path: str) -> ImageFile:
+        for _ in range(2):  # a symlink's target comes back fully resolved: one hop is enough
+            try:
+                stream, stat = self._api.get_archive(container_id, path)
+            except docker.errors.NotFound:
+                return ImageFile("missing", resolved=path)
+            except docker.errors.APIError as exc:
+                raise EngineError(f"Cannot read {path} from the image: {_explain(exc)}") from exc
+            buffer = io.BytesIO()
+            for chunk in stream:
+                buffer.write(chunk)
+            if stat.get("linkTarget"):
+                path = str(stat["linkTarget"])
+                continue
+            buffer.seek(0)
+            with tarfile.open(fileobj=buffer) as archive:
+                member = archive.next()
+                if member is None or not member.isfile():
+                    return ImageFile("other", resolved=path)
+                handle = archive.extractfile(member)
+                return ImageFile("file", data=handle.read() if handle else b"", resolved=path)
+        return ImageFile("other", resolved=path)
 
     # -- containers -------------------------------------------------------------------------
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import posixpath
 from collections.abc import Callable
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 from .errors import SourceError
 
@@ -20,10 +20,10 @@ def clean_relative(path: str, what: str = "appjson-path") -> str:
     stripped = path.strip("/")
     if not stripped:
         raise SourceError(f"The {what} is empty")
-    parts = PurePosixPath(stripped).parts
-    if ".." in parts:
+    normal = posixpath.normpath(stripped)
+    if normal == ".." or normal.startswith("../"):
         raise SourceError(f"The {what} {path!r} leaves the base directory")
-    return stripped
+    return normal
 
 
 def read_source_file(base: Path, relative: str, what: str = "appjson-path") -> bytes | None:
@@ -46,35 +46,28 @@ def read_source_file(base: Path, relative: str, what: str = "appjson-path") -> b
         raise SourceError(f"Cannot read {candidate}: {exc.strerror}") from exc
 
 
-#: Reads one absolute path from an image: (kind, data, link target).
+#: Reads one path, relative to the image's WORKDIR: (kind, data, path with symlinks resolved).
 ImageReader = Callable[[str], tuple[str, bytes, str]]
-
-
-def image_path(workdir: str, relative: str, what: str = "appjson-path") -> str:
-    """The absolute path of ``relative`` under an image's WORKDIR (``/`` when empty)."""
-    return posixpath.join(workdir or "/", clean_relative(relative, what))
 
 
 def read_image_file(
     workdir: str, relative: str, read: ImageReader, what: str = "appjson-path"
 ) -> bytes | None:
-    """Read ``relative`` under an image's WORKDIR, following symlinks that stay inside it."""
+    """Read ``relative`` under an image's WORKDIR (``/`` when empty); ``None`` when missing.
+
+    :raises SourceError: a symlink on the path leads outside the WORKDIR, or it is not a file.
+    """
     base = posixpath.normpath(workdir or "/")
-    path = image_path(workdir, relative, what)
-    for _ in range(_MAX_LINKS):
-        kind, data, target = read(path)
-        if kind == "missing":
-            return None
-        if kind == "file":
-            return data
-        if kind != "symlink":
-            raise SourceError(f"The {what} {relative!r} is not a regular file in the image")
-        path = posixpath.normpath(posixpath.join(posixpath.dirname(path), target))
-        if not _inside(path, base):
-            raise SourceError(
-                f"The {what} {relative!r} is a symlink leading outside {base} in the image"
-            )
-    raise SourceError(f"The {what} {relative!r} has too many levels of symlinks in the image")
+    kind, data, resolved = read(clean_relative(relative, what))
+    if not _inside(posixpath.normpath(resolved), base):
+        raise SourceError(
+            f"The {what} {relative!r} leads outside {base} in the image (to {resolved})"
+        )
+    if kind == "missing":
+        return None
+    if kind != "file":
+        raise SourceError(f"The {what} {relative!r} is not a regular file in the image")
+    return data
 
 
 def _inside(path: str, base: str) -> bool:

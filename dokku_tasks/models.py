@@ -5,7 +5,7 @@ All of them are immutable (``attrs.frozen``): hooks receive them and return new 
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -161,6 +161,9 @@ class Task:
     commit: bool = False
     plugin: str = ""
     display: str | None = None
+    #: A host-side step run just before the task's container starts (after the tasks before
+    #: it succeeded); the once-only marker of ``scripts.postdeploy`` is written here.
+    before_run: Callable[[], None] | None = attrs.field(default=None, eq=False, repr=False)
 
     @property
     def shown(self) -> str:

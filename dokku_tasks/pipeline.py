@@ -25,8 +25,10 @@ from .errors import (
     DokkuTasksError,
     EngineError,
     InterruptedDeployError,
+    PluginError,
     SourceError,
     TaskFailedError,
+    TaskTimeoutError,
     UsageError,
 )
 from .models import (
@@ -183,10 +185,14 @@ class _TaskPrinter:
     output: Output
     app: str
     phase: str
-    short_id: str = ""
+    container_id: str = ""
+
+    @property
+    def short_id(self) -> str:
+        return self.container_id[:9]
 
     def started(self, container_id: str) -> None:
-        self.short_id = container_id[:9]
+        self.container_id = container_id
         self.output.section(f"Start of {self.app} {self.phase} task ({self.short_id}) output")
 
     def stdout(self, line: str) -> None:
@@ -221,30 +227,48 @@ class _Deploy:
         self.results: list[TaskResult] = []
         self.started = time.monotonic()
         self.deployed_image: str | None = None
+        self.containers: tuple[str, ...] = ()
 
     def run(self) -> DeployResult:
-        containers: tuple[str, ...] = ()
-        error: DokkuTasksError | None = None
+        error: BaseException | None = None
         try:
-            containers = self._run()
-        except DokkuTasksError as exc:
+            self._run()
+        except BaseException as exc:
             error = exc
             raise
         finally:
-            result = DeployResult(
-                app=self.app,
-                image=self.deployed_image,
-                tasks=self.results,
-                containers=containers,
-                error=None if error is None else error.message,
-                duration=time.monotonic() - self.started,
-            )
-            if error is not None:
-                error.result = result
-            self.pm.hook.deploy_finished(app=self.app, result=result)
-        return result
+            self._finish(error)
+        return self._result(None)
 
-    def _run(self) -> tuple[str, ...]:
+    def _result(self, error: BaseException | None) -> DeployResult:
+        if error is None:
+            message = None
+        elif isinstance(error, DokkuTasksError):
+            message = error.message
+        else:  # a bug: the record must still say the deploy failed
+            message = f"internal error: {type(error).__name__}: {error}"
+        return DeployResult(
+            app=self.app,
+            image=self.deployed_image,
+            tasks=self.results,
+            containers=self.containers,
+            error=message,
+            duration=time.monotonic() - self.started,
+        )
+
+    def _finish(self, error: BaseException | None) -> None:
+        """Tell the plugins how the deploy ended; never let that hide the deploy's own error."""
+        result = self._result(error)
+        if isinstance(error, DokkuTasksError):
+            error.result = result
+        try:
+            self.pm.hook.deploy_finished(app=self.app, result=result)
+        except DokkuTasksError as hook_error:
+            if error is None:
+                raise
+            self.output.error(hook_error.message)
+
+    def _run(self) -> None:
         from .settings import computed_scheduler, computed_shell, computed_task_timeout
 
         scheduler_name = self.request.scheduler or computed_scheduler(self.store, self.app)
@@ -260,8 +284,16 @@ class _Deploy:
         if timeout is None:
             timeout = computed_task_timeout(self.store, self.app)
 
-        image = self._image()
-        app_json, procfile = self._read_files(image)
+        self.deployed_image = self.engine.image_id(
+            f"{DEPLOYED_IMAGE_REPO.format(app=self.app)}:{DEPLOYED_TAG}"
+        )
+        if self.request.source is not None:
+            # From a source tree the files are checked before the build spends any time.
+            app_json, procfile = self._read_files(None)
+            image = self._image()
+        else:
+            image = self._image()
+            app_json, procfile = self._read_files(image)
         first_deploy = self.store.get("common", self.app, "deployed") != "true"
         base = DeployContext(
             app=self.app,
@@ -282,18 +314,19 @@ class _Deploy:
         self.output.step(f"Deploying {self.app} via the {scheduler.name} scheduler...")
         context = attrs.evolve(base, image=image.id)
         processes = self._processes(image, context)
-        containers = scheduler.deploy_processes(
+        self.containers = scheduler.deploy_processes(
             self.app, image, processes, runner.options(context, "deploy")
         )
         self.engine.tag(image.id, DEPLOYED_IMAGE_REPO.format(app=self.app), DEPLOYED_TAG)
         self.deployed_image = image.id
-        self.store.set("common", self.app, "deployed", "true")
-        for name in containers:
+        for name in self.containers:
             self.output.info(f"Running {name}")
 
         runner.phase("post_deploy", POSTDEPLOY, image)
+        # Only a deploy that got through postdeploy ends the app's "first deploy": a failed
+        # scripts.dokku.postdeploy must not use up the once-only scripts.postdeploy.
+        self.store.set("common", self.app, "deployed", "true")
         self.output.section(f"Application deployed: {self.app}")
-        return containers
 
     def _scheduler(self, name: str) -> Scheduler:
         from .settings import computed
@@ -317,7 +350,7 @@ class _Deploy:
         image_id = self.engine.build(self.request.source, {APP_LABEL: self.app}, self.output.info)
         return self.engine.image(image_id)
 
-    def _read_files(self, image: ImageInfo) -> tuple[AppJson | None, Procfile | None]:
+    def _read_files(self, image: ImageInfo | None) -> tuple[AppJson | None, Procfile | None]:
         from .plugins.app_json import computed_appjson_path
 
         appjson_path = computed_appjson_path(self.store, self.app)
@@ -327,6 +360,7 @@ class _Deploy:
                 self.request.source, locate.PROCFILE, "Procfile path"
             )
         else:
+            assert image is not None  # no source tree: the files come from the image
             appjson_data, procfile_data = self._read_from_image(image, appjson_path)
         app_json = None if appjson_data is None else parse_app_json(appjson_data)
         procfile = None if procfile_data is None else parse_procfile(procfile_data)
@@ -335,22 +369,33 @@ class _Deploy:
     def _read_from_image(self, image: ImageInfo, appjson_path: str) -> tuple[bytes | None, ...]:
         from .engine import APP_LABEL
 
-        wanted = {
-            locate.image_path(image.workdir, appjson_path),
-            locate.image_path(image.workdir, locate.PROCFILE, "Procfile path"),
-        }
-        cache = self.engine.read_image_files(image.id, sorted(wanted), {APP_LABEL: self.app})
+        wanted = [
+            locate.clean_relative(appjson_path),
+            locate.clean_relative(locate.PROCFILE, "Procfile path"),
+        ]
+        found = self.engine.read_image_files(
+            image.id, image.workdir, sorted(set(wanted)), {APP_LABEL: self.app}
+        )
 
         def read(path: str) -> tuple[str, bytes, str]:
-            if path not in cache:
-                cache.update(self.engine.read_image_files(image.id, [path], {APP_LABEL: self.app}))
-            found = cache[path]
-            return found.kind, found.data, found.link_target
+            return found[path].kind, found[path].data, found[path].resolved
 
         return (
             locate.read_image_file(image.workdir, appjson_path, read),
             locate.read_image_file(image.workdir, locate.PROCFILE, read, "Procfile path"),
         )
+
+    def argv(self, task: Task, image: ImageInfo, context: DeployContext) -> tuple[str, ...]:
+        """The container argv for ``task`` in ``image``, as the ``task_argv`` hook shapes it."""
+        argv: Sequence[str] | None = self.pm.hook.task_argv(
+            app=self.app, task=task, image=image, context=context
+        )
+        if argv is None:
+            raise UsageError(
+                f"No plugin turned the {task.phase} command into a container command "
+                "(is the entrypoint plugin disabled?)"
+            )
+        return tuple(argv)
 
     def _processes(self, image: ImageInfo, context: DeployContext) -> list[ProcessSpec]:
         from .scheduling import ProcessSpec
@@ -369,8 +414,7 @@ class _Deploy:
             quantity = formation.get(entry.name, 1 if entry.name == WEB else 0)
             command = expand_command(entry.command, context.env, entry.name)
             task = Task(phase="deploy", command=command, source="Procfile", display=entry.command)
-            argv = self.pm.hook.task_argv(app=self.app, task=task, image=image, context=context)
-            specs.append(ProcessSpec(entry.name, quantity, tuple(argv)))
+            specs.append(ProcessSpec(entry.name, quantity, self.argv(task, image, context)))
         return specs
 
 
@@ -419,6 +463,10 @@ class _PhaseRunner:
                     deploy.output.info(f"No {phase} task found, skipping")
                 continue
             for task in phase_tasks:
+                if task.commit and hook_name != "pre_deploy":
+                    raise PluginError(
+                        task.plugin, f"returned a committing {task.phase} task", hook_name
+                    )
                 image = self._run_task(task, image, attrs.evolve(context, image=image.id))
         return image
 
@@ -432,23 +480,35 @@ class _PhaseRunner:
             deploy.output.info(
                 f"Executing {task.phase} task from {task.source} in ephemeral container: {task.shown}"
             )
-        argv: Sequence[str] = deploy.pm.hook.task_argv(
-            app=deploy.app, task=task, image=image, context=context
-        )
         spec = TaskSpec(
             app=deploy.app,
             task=task,
             image=image,
-            argv=argv,
+            argv=deploy.argv(task, image, context),
             options=self.options(context, task.phase),
             timeout=self.timeout,
             shell=context.shell or "/bin/sh",
         )
         runner = self.local if task.commit else self.scheduler
         printer = _TaskPrinter(deploy.output, deploy.app, task.phase)
+        if task.before_run is not None:
+            task.before_run()
         began = time.monotonic()
         try:
             run = runner.run_task(spec, printer)
+        except TaskTimeoutError:
+            deploy.results.append(
+                TaskResult(
+                    phase=task.phase,
+                    command=task.shown,
+                    plugin=task.plugin,
+                    image=image.id,
+                    container_id=printer.container_id,
+                    exit_code=-1,
+                    duration=time.monotonic() - began,
+                )
+            )
+            raise
         finally:
             printer.ended()
         deploy.results.append(

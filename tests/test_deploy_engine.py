@@ -513,3 +513,119 @@ def test_missing_app_json_deploys_without_tasks(
     assert "No release task found, skipping" in captured.stdout
     assert "No postdeploy task found, skipping" in captured.stdout
     assert web(docker_client, engine_app).attrs["Config"]["Cmd"] == ["sleep", "3600"]
+
+
+def test_heroku_postdeploy_survives_a_failed_dokku_postdeploy(
+    docker_client: Any, engine_app: str, root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    failing = write_app(
+        tmp_path / "a",
+        {"Dockerfile": DOCKERFILE, "app.json": app_json(postdeploy="exit 2", heroku="echo once")},
+    )
+    with pytest.raises(TaskFailedError, match="postdeploy task failed: exit 2"):
+        run_deploy(root, captured, engine_app, source=failing)
+    assert "heroku.postdeploy" not in captured.stdout
+    fixed = write_app(
+        tmp_path / "b",
+        {"Dockerfile": DOCKERFILE, "app.json": app_json(postdeploy="true", heroku="echo once")},
+    )
+    again = Captured()
+    run_deploy(root, again, engine_app, source=fixed)
+    assert "       once" in again.stdout.splitlines()
+
+
+def test_image_directory_symlink_out_of_workdir_is_refused(
+    docker_client: Any, build_image: Any, engine_app: str, root: Path, captured: Captured
+) -> None:
+    from dokku_tasks.apps import AppRegistry
+
+    image = build_image(
+        f"FROM {BASE_IMAGE}\nCOPY app.json /outside/app.json\nWORKDIR /app\n"
+        'RUN ln -s /outside /app/conf\nCMD ["sleep", "3600"]\n',
+        {"app.json": json.dumps(app_json(predeploy="echo escaped"))},
+    )
+    registry = AppRegistry(root)
+    registry.create(engine_app)
+    registry.properties.set("app-json", engine_app, "appjson-path", "conf/app.json")
+    with pytest.raises(SourceError, match="outside /app"):
+        run_deploy(root, captured, engine_app, image=image)
+    assert "escaped" not in captured.stdout
+
+
+def test_image_symlink_inside_workdir_is_followed(
+    docker_client: Any, build_image: Any, engine_app: str, root: Path, captured: Captured
+) -> None:
+    image = build_image(
+        f"FROM {BASE_IMAGE}\nWORKDIR /app\nCOPY real.json /app/conf/real.json\n"
+        'RUN ln -s conf/real.json /app/app.json\nCMD ["sleep", "3600"]\n',
+        {"real.json": json.dumps(app_json(predeploy="echo via-link"))},
+    )
+    run_deploy(root, captured, engine_app, image=image)
+    assert "       via-link" in captured.stdout.splitlines()
+
+
+def test_bad_app_json_stops_before_the_build(
+    docker_client: Any, engine_app: str, root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    from dokku_tasks.errors import ParseError
+
+    source = write_app(tmp_path / "src", {"Dockerfile": DOCKERFILE, "app.json": '{"scripts": {,}}'})
+    with pytest.raises(ParseError, match=r"app.json at line 1, column \d+"):
+        run_deploy(root, captured, engine_app, source=source)
+    assert "Step 1" not in captured.stdout
+    assert docker_client.images.list(filters={"label": f"com.dokku.app-name={engine_app}"}) == []
+
+
+class _CommitsInRelease:
+    @staticmethod
+    def release() -> Any:
+        from dokku_tasks.models import Task
+
+        return Task(phase="release", command="true", source="plugin", commit=True)
+
+
+class _FailingNotifier:
+    @staticmethod
+    def deploy_finished() -> None:
+        raise RuntimeError("notifier down")
+
+
+def _manager_with(plugin: object, name: str) -> Any:
+    from dokku_tasks import hookimpl
+    from dokku_tasks.manager import get_plugin_manager, register_plugin
+
+    for attr in ("release", "deploy_finished"):
+        if hasattr(plugin, attr):
+            hookimpl(getattr(plugin, attr))
+    pm = get_plugin_manager(entrypoints=False)
+    register_plugin(pm, plugin, name)
+    return pm
+
+
+def test_a_committing_task_outside_predeploy_is_refused(
+    docker_client: Any, engine_app: str, root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    from dokku_tasks.errors import PluginError
+
+    source = write_app(tmp_path / "src", {"Dockerfile": DOCKERFILE})
+    pm = _manager_with(_CommitsInRelease, "committer")
+    with pytest.raises(PluginError, match="'committer' failed in hook release: returned a "):
+        deploy(
+            DeployRequest(app=engine_app, source=source), root=root, output=captured.output, pm=pm
+        )
+
+
+def test_failing_notifier_does_not_hide_the_deploy_error(
+    docker_client: Any, engine_app: str, root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    source = write_app(
+        tmp_path / "src", {"Dockerfile": DOCKERFILE, "app.json": app_json(predeploy="exit 9")}
+    )
+    pm = _manager_with(_FailingNotifier, "notifier")
+    with pytest.raises(TaskFailedError, match=r"exit status 9"):
+        deploy(
+            DeployRequest(app=engine_app, source=source), root=root, output=captured.output, pm=pm
+        )
+    assert "Plugin 'notifier' failed in hook deploy_finished: RuntimeError: notifier down" in (
+        captured.stderr
+    )

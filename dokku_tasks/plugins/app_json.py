@@ -6,6 +6,8 @@
 
 from __future__ import annotations
 
+import attrs
+
 from .. import settings
 from ..hookspecs import hookimpl
 from ..models import (
@@ -45,12 +47,16 @@ def pre_deploy(context: DeployContext) -> Task | None:
 @hookimpl
 def post_deploy(app: str, context: DeployContext) -> list[Task]:
     tasks = [task for task in (_task(context, POSTDEPLOY),) if task is not None]
-    if context.first_deploy:
-        marker_set = context.properties.get(PLUGIN, app, HEROKU_POSTDEPLOY_MARKER) == "executed"
-        once = _task(context, HEROKU_POSTDEPLOY)
-        if once is not None and not marker_set:
-            context.properties.set(PLUGIN, app, HEROKU_POSTDEPLOY_MARKER, "executed")
-            tasks.append(once)
+    once = _task(context, HEROKU_POSTDEPLOY)
+    store = context.properties
+    marked = store.get(PLUGIN, app, HEROKU_POSTDEPLOY_MARKER) == "executed"
+    if context.first_deploy and once is not None and not marked:
+        # Marked as it starts, so a failed one is not retried (as Dokku); not before, so
+        # that a failing scripts.dokku.postdeploy does not use up the once-only run.
+        def mark() -> None:
+            store.set(PLUGIN, app, HEROKU_POSTDEPLOY_MARKER, "executed")
+
+        tasks.append(attrs.evolve(once, before_run=mark))
     return tasks
 
 
