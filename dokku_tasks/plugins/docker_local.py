@@ -35,13 +35,18 @@ def env_loader(shell: str) -> tuple[str, ...]:
     return (shell, "-c", script, "dokku-task")
 
 
-def write_env_file(env: Mapping[str, str]) -> Path:
+def _env_dir_prefix(app: str) -> str:
+    # App names have no dots, so the prefix of one app never matches another's directories.
+    return f"dokku-tasks-env-{app}."
+
+
+def write_env_file(app: str, env: Mapping[str, str]) -> Path:
     """Write ``env`` as shell assignments into a fresh root-only directory; return the file.
 
     The directory is 0700, so only root on the host can read it; the file itself is 0644 so
     that a task running as a non-root user in the container can read its own mount.
     """
-    directory = Path(tempfile.mkdtemp(prefix="dokku-tasks-env-"))
+    directory = Path(tempfile.mkdtemp(prefix=_env_dir_prefix(app)))
     path = directory / "env"
     path.write_text("".join(f"{k}={shlex.quote(v)}\n" for k, v in env.items()))
     path.chmod(0o644)
@@ -76,6 +81,9 @@ class DockerLocalScheduler:
         stale = [c for c in self.engine.containers({APP_LABEL: app}) if c.labels.get(TASK_LABEL)]
         for container in stale:
             self.engine.remove(container.id)
+        # A killed deploy also leaves its env files: remove them (the caller holds the lock).
+        for directory in Path(tempfile.gettempdir()).glob(f"{_env_dir_prefix(app)}*"):
+            shutil.rmtree(directory, ignore_errors=True)
         return len(stale)
 
     def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:
@@ -83,7 +91,7 @@ class DockerLocalScheduler:
         mounts = spec.options.mounts
         entrypoint: tuple[str, ...] | None = None
         command = spec.argv
-        env_file = write_env_file(env) if env else None
+        env_file = write_env_file(spec.app, env) if env else None
         if env_file is not None:
             # Config values never go into the container's create-time config: a commit would
             # record them in the image.  A loader entrypoint reads them from a tmpfs mount.
