@@ -195,6 +195,8 @@ class Engine:
             pending = ""
             for chunk in stream:
                 if "error" in chunk:
+                    for _ in stream:  # read to the end: that releases the connection
+                        pass
                     raise BuildError(f"Image build failed: {str(chunk['error']).strip()}")
                 if "aux" in chunk and isinstance(chunk["aux"], dict):
                     image_id = chunk["aux"].get("ID", image_id)
@@ -211,7 +213,12 @@ class Engine:
         return image_id
 
     def tag(self, image: str, repository: str, tag: str) -> None:
-        self._api.tag(image, repository, tag, force=True)
+        try:
+            self._api.tag(image, repository, tag, force=True)
+        except docker.errors.APIError as exc:
+            raise EngineError(
+                f"Cannot tag {image[:19]} as {repository}:{tag}: {_explain(exc)}"
+            ) from exc
 
     def commit(self, container_id: str, changes: Sequence[str]) -> str:
         """Commit a container to a new untagged image; return its id."""
@@ -345,7 +352,9 @@ class Engine:
             reader.start()
             try:
                 status = self._api.wait(container_id, timeout=timeout)  # type: ignore[arg-type]
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError):
+            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
+                if timeout is None:  # no clock was running: the engine went away
+                    raise EngineError(f"Lost the Docker engine at {self.where}: {exc}") from exc
                 self.kill(container_id)
                 return RunOutcome(exit_code=-1, timed_out=True)
             reader.join()
@@ -390,11 +399,21 @@ class Engine:
                 ) from exc
 
     def rename(self, container_id: str, name: str) -> None:
-        self._api.rename(container_id, name)
+        try:
+            self._api.rename(container_id, name)
+        except docker.errors.APIError as exc:
+            raise EngineError(
+                f"Cannot rename container {container_id[:12]} to {name}: {_explain(exc)}"
+            ) from exc
 
     def state(self, container_id: str) -> Mapping[str, Any]:
         """The container's ``State`` block (``Status``, ``Running``, ``ExitCode`` ...)."""
-        return dict(self._api.inspect_container(container_id).get("State") or {})
+        try:
+            return dict(self._api.inspect_container(container_id).get("State") or {})
+        except docker.errors.APIError as exc:
+            raise EngineError(
+                f"Cannot inspect container {container_id[:12]}: {_explain(exc)}"
+            ) from exc
 
     def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         """Every container (running or not) carrying all of ``labels``."""

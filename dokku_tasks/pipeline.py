@@ -112,13 +112,13 @@ def deploy(
     pm = pm or get_plugin_manager()
     registry = AppRegistry(root)
     with _app_lock(root, app), _signals_raise():
-        if not registry.exists(app):
-            output.step(f"Creating {app}...")
-            registry.create(app)
         from .engine import Engine
 
         engine = Engine.connect()
         try:
+            if not registry.exists(app):
+                output.step(f"Creating {app}...")
+                registry.create(app)
             return _Deploy(request, app, registry.properties, engine, pm, output).run()
         finally:
             engine.close()
@@ -165,7 +165,11 @@ def _signals_raise() -> Iterator[None]:
         yield
         return
 
+    interrupted = False
+
     def handler(signum: int, frame: FrameType | None) -> None:
+        nonlocal interrupted
+        interrupted = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise InterruptedDeployError(signum, signal.Signals(signum).name)
@@ -174,8 +178,11 @@ def _signals_raise() -> Iterator[None]:
     try:
         yield
     finally:
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        # After a signal the caller is on its way out: a handler restored now would let a
+        # second Ctrl-C cut its last line short.
+        if not interrupted:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
 
 
 @attrs.define
