@@ -11,6 +11,7 @@ when a plugin or the engine is broken.
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -97,7 +98,13 @@ def cli(ctx: click.Context, root: Path | None) -> None:
 
 def main() -> None:
     """The console script's entry point."""
-    cli.main(prog_name="dokku-tasks")
+    # A short-lived command makes few cycles: collecting them only costs start-up time, and
+    # freezing what is left spares the interpreter's exit from walking it again.
+    gc.disable()
+    try:
+        cli.main(prog_name="dokku-tasks")
+    finally:
+        gc.freeze()
 
 
 def _root(ctx: click.Context) -> Path:
@@ -473,6 +480,8 @@ def deploy(
     # Plugins are loaded once every value has parsed, so a typo is reported even when a
     # plugin is broken.
     pm = _plugin_manager()
+    # A deploy may run for long and stream much output: from here on, collect as usual.
+    gc.enable()
     if scheduler is not None:
         settings.SCHEDULER.get_property("selected").validate(scheduler, pm)
     from . import pipeline

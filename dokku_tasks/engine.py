@@ -8,6 +8,7 @@ and the pipeline never see SDK objects.
 from __future__ import annotations
 
 import base64
+import concurrent.futures
 import contextlib
 import io
 import json
@@ -15,11 +16,10 @@ import os
 import posixpath
 import tarfile
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
 
-import attrs
 import docker
 import docker.errors
 import docker.types
@@ -27,103 +27,20 @@ import requests.exceptions
 import urllib3.exceptions
 
 from .errors import BuildError, EngineError, SourceError
-from .models import ImageInfo, Mount
-
-APP_LABEL = "com.dokku.app-name"
-PROCESS_LABEL = "com.dokku.process-type"
-TASK_LABEL = "dokku_phase_script"
-PREDEPLOY_LABEL = "com.dokku.predeploy-phase"
+from .models import ImageInfo
+from .specs import (
+    ContainerInfo,
+    ContainerSpec,
+    ImageFile,
+    RunOutcome,
+    ServiceInfo,
+    ServiceSpec,
+)
 
 #: Longest piece of a line held before it is passed on; longer lines arrive in pieces.
 MAX_LINE_BYTES = 64 * 1024
 
 LineSink = Callable[[str], None]
-
-
-def _argv(value: Iterable[str] | None) -> tuple[str, ...] | None:
-    return None if value is None else tuple(value)
-
-
-def _mapping(value: Mapping[str, str]) -> dict[str, str]:
-    return dict(value)
-
-
-def _mounts(value: Iterable[Mount]) -> tuple[Mount, ...]:
-    return tuple(value)
-
-
-@attrs.frozen
-class ContainerSpec:
-    """How to create a container.  ``entrypoint``/``command`` ``None`` keep the image's."""
-
-    image: str
-    command: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
-    entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
-    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
-    network: str | None = None
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
-    name: str | None = None
-    restart_policy: str | None = None
-
-
-@attrs.frozen
-class ServiceSpec:
-    """A swarm service: a one-shot job (``job=True``) or ``replicas`` long-running tasks.
-
-    ``args`` replaces the image's CMD (``None`` keeps it); the ENTRYPOINT always stays.
-    """
-
-    name: str
-    image: str
-    args: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
-    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
-    network: str | None = None
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
-    job: bool = False
-    replicas: int = 1
-
-
-@attrs.frozen
-class ServiceInfo:
-    """A service as a listing shows it; ``version`` is needed to update it."""
-
-    id: str
-    name: str
-    labels: Mapping[str, str]
-    version: int
-    image: str
-
-
-@attrs.frozen
-class ContainerInfo:
-    """A container as a listing shows it."""
-
-    id: str
-    name: str
-    labels: Mapping[str, str]
-    status: str
-
-
-@attrs.frozen
-class ImageFile:
-    """What a path inside an image led to: ``kind`` is ``file``, ``other`` or ``missing``.
-
-    ``resolved`` is the path with every symlink on it resolved.
-    """
-
-    kind: str
-    data: bytes = b""
-    resolved: str = ""
-
-
-@attrs.frozen
-class RunOutcome:
-    """How a started container ended: its exit status, or ``timed_out``."""
-
-    exit_code: int
-    timed_out: bool = False
 
 
 class Engine:
@@ -133,6 +50,10 @@ class Engine:
         self._client = client
         self._api = client.api
         self.where = where
+        # Removing a finished container and retiring an old one need not hold up the next
+        # step: one background worker does them, and close() waits for all of it.
+        self._janitor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: list[concurrent.futures.Future[None]] = []
 
     @classmethod
     def connect(cls, base_url: str | None = None) -> Engine:
@@ -153,7 +74,36 @@ class Engine:
         return cls(client, where)
 
     def close(self) -> None:
-        self._client.close()
+        """Finish every background removal, then close the connection.
+
+        :raises EngineError: a background removal failed (the first such failure).
+        """
+        try:
+            self.drain()
+        finally:
+            if self._janitor is not None:
+                self._janitor.shutdown(wait=True)
+            self._client.close()
+
+    def drain(self) -> None:
+        """Wait for the removals :meth:`remove_later` queued so far."""
+        pending, self._pending = self._pending, []
+        errors = [f.exception() for f in pending]
+        for error in errors:
+            if error is not None:
+                raise error
+
+    def remove_later(self, container_id: str, stop_first: bool = False) -> None:
+        """Queue the removal of a container (after a graceful stop when ``stop_first``)."""
+        if self._janitor is None:
+            self._janitor = concurrent.futures.ThreadPoolExecutor(1, "engine-janitor")
+
+        def retire() -> None:
+            if stop_first:
+                self.stop(container_id)
+            self.remove(container_id)
+
+        self._pending.append(self._janitor.submit(retire))
 
     # -- images -----------------------------------------------------------------------------
 

@@ -352,7 +352,7 @@ class _Deploy:
             return self.engine.image(self.request.image)
         assert self.request.source is not None  # _check_request guarantees one of the two
         self.output.step(f"Building {self.app} from {self.request.source}/Dockerfile...")
-        from .engine import APP_LABEL
+        from .specs import APP_LABEL
 
         image_id = self.engine.build(self.request.source, {APP_LABEL: self.app}, self.output.info)
         return self.engine.image(image_id)
@@ -374,7 +374,7 @@ class _Deploy:
         return app_json, procfile
 
     def _read_from_image(self, image: ImageInfo, appjson_path: str) -> tuple[bytes | None, ...]:
-        from .engine import APP_LABEL
+        from .specs import APP_LABEL
 
         wanted = [
             locate.clean_relative(appjson_path),

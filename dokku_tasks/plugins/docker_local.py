@@ -9,12 +9,16 @@ import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from ..engine import APP_LABEL, PREDEPLOY_LABEL, PROCESS_LABEL, TASK_LABEL, ContainerSpec, Engine
 from ..errors import EngineError, TaskTimeoutError
 from ..hookspecs import hookimpl
 from ..models import ContainerOptions, ImageInfo, Mount
 from ..scheduling import ENV_FILE_TARGET, ProcessSpec, TaskIO, TaskRun, TaskSpec
+from ..specs import APP_LABEL, PREDEPLOY_LABEL, PROCESS_LABEL, TASK_LABEL, ContainerSpec
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 NAME = "docker-local"
 
@@ -125,7 +129,7 @@ class DockerLocalScheduler:
                     )
                 return TaskRun(container_id, outcome.exit_code, committed)
             finally:
-                self.engine.remove(container_id)
+                self.engine.remove_later(container_id)
         finally:
             if env_file is not None:
                 shutil.rmtree(env_file.parent, ignore_errors=True)
@@ -179,9 +183,11 @@ class DockerLocalScheduler:
             for container_id, _ in started:
                 self.engine.remove(container_id)
             raise
+        # The old containers step aside at once and stop in the background, while the rest of
+        # the deploy (postdeploy) goes on; the deploy waits for them before it returns.
         for container in old:
-            self.engine.stop(container.id)
-            self.engine.remove(container.id)
+            self.engine.rename(container.id, f"{container.name}.retired-{suffix}")
+            self.engine.remove_later(container.id, stop_first=True)
         for container_id, name in started:
             self.engine.rename(container_id, name)
         return tuple(name for _, name in started)

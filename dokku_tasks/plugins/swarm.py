@@ -11,16 +11,19 @@ import re
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from .. import settings
-from ..engine import APP_LABEL, PROCESS_LABEL, TASK_LABEL, Engine, ServiceSpec
 from ..errors import EngineError, TaskTimeoutError
 from ..hookspecs import hookimpl
 from ..models import ContainerOptions, ImageInfo, ReportSection
 from ..properties import PropertyStore
 from ..scheduling import ProcessSpec, TaskIO, TaskRun, TaskSpec
+from ..specs import APP_LABEL, PROCESS_LABEL, TASK_LABEL, ServiceSpec
 from .docker_local import DockerLocalScheduler
+
+if TYPE_CHECKING:
+    from ..engine import Engine
 
 NAME = "swarm"
 #: How often a job's state is read; the swarm API has no "wait for this task" call.
