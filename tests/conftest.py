@@ -5,12 +5,20 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import settings
+
+# CI runs the property tests with a fixed seed, so a run is repeatable; locally each run
+# explores new examples.
+settings.register_profile("ci", derandomize=True)
+if os.environ.get("CI"):
+    settings.load_profile("ci")
 
 BASE_IMAGE = "dokku-tasks/busybox:latest"
 TINI_IMAGE = "dokku-tasks/busybox-tini:latest"
