@@ -379,6 +379,7 @@ def test_app_json_report_matches_the_seed() -> None:
     ],
 )
 def test_app_json_report_info_flags(flag: str, value: str) -> None:
+    """Ports Dokku app-json.bats "(app-json:report) appjson-path round-trip" (info flags)."""
     assert ok("app-json:report", "node-js-app", flag) == f"{value}\n"
     assert ok("app-json:report", flag, "node-js-app") == f"{value}\n"
 
@@ -386,6 +387,7 @@ def test_app_json_report_info_flags(flag: str, value: str) -> None:
 @pytest.mark.usefixtures("seed")
 @pytest.mark.parametrize("fmt", [["--format", "json"], ["--format=json"]])
 def test_app_json_report_json(fmt: list[str]) -> None:
+    """Ports the round-trip case's ``--format json`` check (trimmed keys only, by choice)."""
     out = ok("app-json:report", "node-js-app", *fmt)
     assert out == (
         '{"appjson-path":"app2.json","computed-appjson-path":"app2.json",'
@@ -399,7 +401,7 @@ def test_app_json_report_json(fmt: list[str]) -> None:
 
 
 def test_app_json_report_raw_computed_global_round_trip() -> None:
-    """Dokku's "appjson-path raw vs computed vs global" case."""
+    """Ports Dokku app-json.bats "(app-json:report) appjson-path raw vs computed vs global"."""
     ok("apps:create", "web")
 
     def values() -> tuple[str, str, str]:
@@ -447,6 +449,7 @@ def test_app_json_report_every_app_sorted() -> None:
 
 
 def test_app_json_report_no_apps() -> None:
+    """Ports Dokku report.bats: no apps is a message on stderr and exit 0."""
     fails(run("app-json:report"), "You haven't deployed any applications yet", code=0)
     fails(run("report"), "You haven't deployed any applications yet", code=0)
 
