@@ -150,7 +150,7 @@ def _stdin_is_interactive() -> bool:
 @click.option("--force", is_flag=True, help="Do not ask for confirmation.")
 @click.pass_context
 def apps_destroy(ctx: click.Context, app: str, force: bool) -> None:
-    """Destroy an app and every property it has."""
+    """Destroy an app: its containers, services, images and every property it has."""
     from .apps import AppRegistry
 
     registry = AppRegistry(_root(ctx))
@@ -170,7 +170,9 @@ def apps_destroy(ctx: click.Context, app: str, force: bool) -> None:
         if answer.strip() != app:
             raise UsageError(f"Confirmation did not match {app}. Aborted.")
     output.step(f"Destroying {app}")
-    registry.destroy(app)
+    from .pipeline import destroy
+
+    destroy(app, root=_root(ctx), output=output)
 
 
 @cli.command("apps:list")

@@ -29,6 +29,7 @@ import urllib3.exceptions
 from .errors import BuildError, EngineError, SourceError
 from .models import ImageInfo
 from .specs import (
+    APP_LABEL,
     ContainerInfo,
     ContainerSpec,
     ImageFile,
@@ -377,6 +378,35 @@ class Engine:
             )
             for c in self._api.containers(all=True, filters=filters)
         ]
+
+    def remove_app(self, app: str) -> tuple[int, int]:
+        """Remove every container, service and image of ``app``; return (containers, images).
+
+        Services only where this engine manages a swarm.  Images are ``dokku/APP`` tags and
+        images labelled with the app; a committed image depends on the one it was made from,
+        so removal goes round until nothing more can go.
+        """
+        label = {APP_LABEL: app}
+        if self.swarm_active():
+            for service in self.services(label):
+                self.remove_service(service.id)
+        containers = self.containers(label)
+        for container in containers:
+            self.remove(container.id)
+        removed: set[str] = set()
+        for _ in range(5):
+            images = {
+                str(i["Id"])
+                for i in self._api.images(name=f"dokku/{app}")
+                + self._api.images(filters={"label": f"{APP_LABEL}={app}"})
+            } - removed
+            if not images:
+                break
+            for image_id in images:
+                with contextlib.suppress(docker.errors.APIError):  # a child still uses it
+                    self._api.remove_image(image_id, force=True)
+                    removed.add(image_id)
+        return len(containers), len(removed)
 
     # -- swarm ------------------------------------------------------------------------------
 

@@ -124,6 +124,32 @@ def deploy(
             engine.close()
 
 
+def destroy(app: str, *, root: Path, output: Output | None = None) -> None:
+    """Destroy ``app``: its containers, services and images, then its state.
+
+    Holds the app's deploy lock, so an app is never destroyed under a running deploy.  When no
+    engine answers, the state is still removed and a warning says what may remain.
+    """
+    from .engine import Engine
+
+    output = output or Output()
+    registry = AppRegistry(root)
+    registry.require(validate_app_name(app))
+    with _app_lock(root, app):
+        try:
+            engine = Engine.connect()
+        except EngineError as exc:
+            output.error(f"{exc.message}; containers and images of {app} were not removed")
+        else:
+            try:
+                containers, images = engine.remove_app(app)
+            finally:
+                engine.close()
+            if containers or images:
+                output.info(f"Removed {containers} container(s) and {images} image(s)")
+        registry.destroy(app)
+
+
 def _check_request(request: DeployRequest) -> None:
     if request.source is None and request.image is None:
         raise UsageError("deploy needs --source DIR, --image IMAGE, or both")

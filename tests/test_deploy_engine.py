@@ -629,3 +629,22 @@ def test_failing_notifier_does_not_hide_the_deploy_error(
     assert "Plugin 'notifier' failed in hook deploy_finished: RuntimeError: notifier down" in (
         captured.stderr
     )
+
+
+def test_apps_destroy_removes_containers_and_images(
+    docker_client: Any, engine_app: str, root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    from dokku_tasks.pipeline import destroy
+
+    source = write_app(
+        tmp_path / "src", {"Dockerfile": DOCKERFILE, "app.json": app_json(predeploy="true")}
+    )
+    run_deploy(root, captured, engine_app, source=source)
+    gone = Captured()
+    destroy(engine_app, root=root, output=gone.output)
+    assert gone.stdout.startswith("       Removed 1 container(s) and ")
+    label = {"label": f"com.dokku.app-name={engine_app}"}
+    assert docker_client.containers.list(all=True, filters=label) == []
+    assert docker_client.images.list(filters=label) == []
+    assert docker_client.images.list(name=f"dokku/{engine_app}") == []
+    assert not (root / "apps" / engine_app).exists()
