@@ -21,4 +21,5 @@ if [ ! -f examples/demo/Dockerfile ]; then
 fi
 
 echo "demo: deploying examples/demo as app 'demo' (state in $DOKKU_TASKS_ROOT)"
-exec "$VENV/bin/dokku-tasks" deploy demo --source examples/demo
+# A config value: it reaches every task and process, never the committed image.
+exec "$VENV/bin/dokku-tasks" deploy demo --source examples/demo -e GREETING=hello
