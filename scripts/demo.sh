@@ -15,11 +15,6 @@ case "$VENV" in
 esac
 export DOKKU_TASKS_ROOT="${DOKKU_TASKS_ROOT:-/tmp/dokku-tasks-demo}"
 
-if [ ! -f examples/demo/Dockerfile ]; then
-    echo "demo: examples/demo/Dockerfile does not exist yet; showing the CLI help instead"
-    exec "$VENV/bin/dokku-tasks" --help
-fi
-
 echo "demo: deploying examples/demo as app 'demo' (state in $DOKKU_TASKS_ROOT)"
 # A config value: it reaches every task and process, never the committed image.
 exec "$VENV/bin/dokku-tasks" deploy demo --source examples/demo -e GREETING=hello
