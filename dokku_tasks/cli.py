@@ -12,6 +12,7 @@ when a plugin or the engine is broken.
 from __future__ import annotations
 
 import gc
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import settings
-from .errors import DokkuTasksError, UsageError
+from .errors import DokkuTasksError, InterruptedDeployError, UsageError
 from .output import ERROR_PREFIX, Output
 
 if TYPE_CHECKING:
@@ -73,6 +74,10 @@ class _Group(click.Group):
         try:
             return super().invoke(ctx)
         except DokkuTasksError as exc:
+            if isinstance(exc, InterruptedDeployError):
+                # The deploy is over and cleaned up: a second Ctrl-C must not cut this line.
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
             _fail(exc.message, exc.exit_code)
         except click.exceptions.NoArgsIsHelpError:
             raise

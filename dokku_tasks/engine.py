@@ -30,6 +30,7 @@ from .errors import BuildError, EngineError, SourceError
 from .models import ImageInfo
 from .specs import (
     APP_LABEL,
+    TASK_LABEL,
     ContainerInfo,
     ContainerSpec,
     ImageFile,
@@ -42,6 +43,22 @@ from .specs import (
 MAX_LINE_BYTES = 64 * 1024
 
 LineSink = Callable[[str], None]
+
+#: How long one API request may take.  Generous: committing a large predeploy container takes
+#: minutes; waits on a task carry their own timeout.
+REQUEST_TIMEOUT = 600
+
+#: What the SDK raises when the engine refuses a request or cannot be talked to.
+_ENGINE_FAILURES = (docker.errors.APIError, requests.exceptions.RequestException)
+
+
+@contextlib.contextmanager
+def _engine_errors(what: str) -> Iterator[None]:
+    """Turn the SDK's failures into one :class:`EngineError` line: ``what: why``."""
+    try:
+        yield
+    except _ENGINE_FAILURES as exc:
+        raise EngineError(f"{what}: {_why(exc)}") from exc
 
 
 class Engine:
@@ -65,9 +82,9 @@ class Engine:
         where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         try:
             if base_url:
-                client = docker.DockerClient(base_url=base_url, timeout=60)
+                client = docker.DockerClient(base_url=base_url, timeout=REQUEST_TIMEOUT)
             else:
-                client = docker.from_env(timeout=60)
+                client = docker.from_env(timeout=REQUEST_TIMEOUT)
         except docker.errors.DockerException as exc:
             raise EngineError(
                 f"Cannot reach the Docker engine at {where}: {_first_line(exc)}"
@@ -91,8 +108,10 @@ class Engine:
         pending, self._pending = self._pending, []
         errors = [f.exception() for f in pending]
         for error in errors:
-            if error is not None:
+            if isinstance(error, EngineError):
                 raise error
+            if error is not None:
+                raise EngineError(f"Background clean-up failed: {_why(error)}") from error
 
     def remove_later(self, container_id: str, stop_first: bool = False) -> None:
         """Queue the removal of a container (after a graceful stop when ``stop_first``)."""
@@ -114,8 +133,8 @@ class Engine:
             data = self._api.inspect_image(ref)  # type: ignore[no-untyped-call]
         except docker.errors.ImageNotFound:
             raise SourceError(f"Image {ref} does not exist") from None
-        except docker.errors.APIError as exc:
-            raise EngineError(f"Cannot inspect image {ref}: {_explain(exc)}") from exc
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Cannot inspect image {ref}: {_why(exc)}") from exc
         config = data.get("Config") or {}
         return ImageInfo(
             ref=ref,
@@ -132,6 +151,8 @@ class Engine:
             return str(self._api.inspect_image(ref)["Id"])  # type: ignore[no-untyped-call]
         except docker.errors.ImageNotFound:
             return None
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Cannot inspect image {ref}: {_why(exc)}") from exc
 
     def build(self, context: Path, labels: Mapping[str, str], on_line: LineSink) -> str:
         """Build ``context/Dockerfile`` untagged, streaming its output; return the image id.
@@ -159,26 +180,20 @@ class Engine:
                 on_line(pending)
         except docker.errors.APIError as exc:
             raise BuildError(f"Image build failed: {_explain(exc)}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise BuildError(f"Image build failed: {_first_line(exc)}") from exc
         if not image_id:
             raise BuildError("Image build failed: the engine reported no image id")
         return image_id
 
     def tag(self, image: str, repository: str, tag: str) -> None:
-        try:
+        with _engine_errors(f"Cannot tag {image[:19]} as {repository}:{tag}"):
             self._api.tag(image, repository, tag, force=True)
-        except docker.errors.APIError as exc:
-            raise EngineError(
-                f"Cannot tag {image[:19]} as {repository}:{tag}: {_explain(exc)}"
-            ) from exc
 
     def commit(self, container_id: str, changes: Sequence[str]) -> str:
         """Commit a container to a new untagged image; return its id."""
-        try:
+        with _engine_errors("Committing of 'predeploy' to image failed"):
             result = self._api.commit(container_id, changes=list(changes))
-        except docker.errors.APIError as exc:
-            raise EngineError(
-                f"Committing of 'predeploy' to image failed: {_explain(exc)}"
-            ) from exc
         return str(result["Id"])
 
     def read_image_files(
@@ -194,7 +209,8 @@ class Engine:
             image=image,
             command=("dokku-tasks-read",),
             entrypoint=("dokku-tasks-read",),
-            labels=labels,
+            # Labelled as a task so that a killed deploy's reader is cleaned up like one.
+            labels={**labels, TASK_LABEL: "read"},
         )
         container_id = self.create(spec)
         try:
@@ -230,8 +246,8 @@ class Engine:
                 stream, stat = self._api.get_archive(container_id, path)
             except docker.errors.NotFound:
                 return ImageFile("missing", resolved=path)
-            except docker.errors.APIError as exc:
-                raise EngineError(f"Cannot read {path} from the image: {_explain(exc)}") from exc
+            except _ENGINE_FAILURES as exc:
+                raise EngineError(f"Cannot read {path} from the image: {_why(exc)}") from exc
             buffer = io.BytesIO()
             for chunk in stream:
                 buffer.write(chunk)
@@ -277,8 +293,8 @@ class Engine:
             )
         except docker.errors.ImageNotFound:
             raise SourceError(f"Image {spec.image} does not exist") from None
-        except docker.errors.APIError as exc:
-            raise EngineError(f"Failed to create container: {_explain(exc)}") from exc
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Failed to create container: {_why(exc)}") from exc
         return str(result["Id"])
 
     def run(
@@ -294,24 +310,26 @@ class Engine:
         silent; the wait (with the timeout) runs here.  A container past its timeout is
         killed.  The caller removes the container.
         """
-        stream = self._api.attach(container_id, stdout=True, stderr=True, stream=True, demux=True)
+        with _engine_errors(f"Cannot attach to container {container_id[:12]}"):
+            stream = self._api.attach(
+                container_id, stdout=True, stderr=True, stream=True, demux=True
+            )
         reader = threading.Thread(
             target=_pump, args=(stream, on_stdout, on_stderr), name="task-output", daemon=True
         )
         try:
-            self._api.start(container_id)
-            reader.start()
-            try:
-                status = self._api.wait(container_id, timeout=timeout)  # type: ignore[arg-type]
-            except (requests.exceptions.ReadTimeout, requests.exceptions.ConnectionError) as exc:
-                if timeout is None:  # no clock was running: the engine went away
-                    raise EngineError(f"Lost the Docker engine at {self.where}: {exc}") from exc
-                self.kill(container_id)
-                return RunOutcome(exit_code=-1, timed_out=True)
+            with _engine_errors(f"Container {container_id[:12]} failed"):
+                self._api.start(container_id)
+                reader.start()
+                try:
+                    status = self._api.wait(container_id, timeout=timeout)  # type: ignore[arg-type]
+                except requests.exceptions.RequestException as exc:
+                    if timeout is None or not _is_read_timeout(exc):
+                        raise
+                    self.kill(container_id)
+                    return RunOutcome(exit_code=-1, timed_out=True)
             reader.join()
             return RunOutcome(exit_code=int(status.get("StatusCode", -1)))
-        except docker.errors.APIError as exc:
-            raise EngineError(f"Container {container_id[:12]} failed: {_explain(exc)}") from exc
         finally:
             stream.close()
             if reader.is_alive():
@@ -321,20 +339,17 @@ class Engine:
             stream._response.close()  # type: ignore[attr-defined]
 
     def start(self, container_id: str) -> None:
-        try:
+        with _engine_errors(f"Cannot start container {container_id[:12]}"):
             self._api.start(container_id)
-        except docker.errors.APIError as exc:
-            raise EngineError(
-                f"Cannot start container {container_id[:12]}: {_explain(exc)}"
-            ) from exc
 
     def kill(self, container_id: str) -> None:
         # A container that already stopped is what we wanted.
-        with contextlib.suppress(docker.errors.APIError):
+        with contextlib.suppress(*_ENGINE_FAILURES):
             self._api.kill(container_id)
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
+        """Stop gracefully; a failure here is left to :meth:`remove`, which forces it."""
+        with contextlib.suppress(*_ENGINE_FAILURES):
             self._api.stop(container_id, timeout=timeout)
 
     def remove(self, container_id: str) -> None:
@@ -344,31 +359,29 @@ class Engine:
         except docker.errors.NotFound:
             pass
         except docker.errors.APIError as exc:
-            if exc.response is None or exc.response.status_code != 409:
+            if exc.status_code != 409:  # 409: a removal is already under way
                 raise EngineError(
                     f"Cannot remove container {container_id[:12]}: {_explain(exc)}"
                 ) from exc
+        except requests.exceptions.RequestException as exc:
+            raise EngineError(
+                f"Cannot remove container {container_id[:12]}: {_first_line(exc)}"
+            ) from exc
 
     def rename(self, container_id: str, name: str) -> None:
-        try:
+        with _engine_errors(f"Cannot rename container {container_id[:12]} to {name}"):
             self._api.rename(container_id, name)
-        except docker.errors.APIError as exc:
-            raise EngineError(
-                f"Cannot rename container {container_id[:12]} to {name}: {_explain(exc)}"
-            ) from exc
 
     def state(self, container_id: str) -> Mapping[str, Any]:
         """The container's ``State`` block (``Status``, ``Running``, ``ExitCode`` ...)."""
-        try:
+        with _engine_errors(f"Cannot inspect container {container_id[:12]}"):
             return dict(self._api.inspect_container(container_id).get("State") or {})
-        except docker.errors.APIError as exc:
-            raise EngineError(
-                f"Cannot inspect container {container_id[:12]}: {_explain(exc)}"
-            ) from exc
 
     def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
         """Every container (running or not) carrying all of ``labels``."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with _engine_errors("Cannot list containers"):
+            found = self._api.containers(all=True, filters=filters)
         return [
             ContainerInfo(
                 id=c["Id"],
@@ -376,7 +389,7 @@ class Engine:
                 labels=c.get("Labels") or {},
                 status=c.get("State", ""),
             )
-            for c in self._api.containers(all=True, filters=filters)
+            for c in found
         ]
 
     def remove_app(self, app: str) -> tuple[int, int]:
@@ -395,11 +408,11 @@ class Engine:
             self.remove(container.id)
         removed: set[str] = set()
         for _ in range(5):
-            images = {
-                str(i["Id"])
-                for i in self._api.images(name=f"dokku/{app}")
-                + self._api.images(filters={"label": f"{APP_LABEL}={app}"})
-            } - removed
+            with _engine_errors(f"Cannot list the images of {app}"):
+                listed = self._api.images(name=f"dokku/{app}") + self._api.images(
+                    filters={"label": f"{APP_LABEL}={app}"}
+                )
+            images = {str(i["Id"]) for i in listed} - removed
             if not images:
                 break
             for image_id in images:
@@ -412,8 +425,8 @@ class Engine:
 
     def swarm_active(self) -> bool:
         """Whether this engine is a manager of an active swarm."""
-        info = self._api.info()
-        swarm = info.get("Swarm") or {}
+        with _engine_errors("Cannot ask the engine about its swarm"):
+            swarm = self._api.info().get("Swarm") or {}
         return bool(swarm.get("LocalNodeState") == "active" and swarm.get("ControlAvailable"))
 
     def create_service(self, spec: ServiceSpec) -> str:
@@ -422,8 +435,8 @@ class Engine:
             result = self._api.create_service(  # type: ignore[no-untyped-call]
                 name=spec.name, **self._service_args(spec)
             )
-        except docker.errors.APIError as exc:
-            raise EngineError(f"Cannot create service {spec.name}: {_explain(exc)}") from exc
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Cannot create service {spec.name}: {_why(exc)}") from exc
         return str(result["ID"])
 
     def update_service(self, service: ServiceInfo, spec: ServiceSpec) -> None:
@@ -432,8 +445,8 @@ class Engine:
             self._api.update_service(
                 service.id, service.version, name=spec.name, **self._service_args(spec)
             )
-        except docker.errors.APIError as exc:
-            raise EngineError(f"Cannot update service {spec.name}: {_explain(exc)}") from exc
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Cannot update service {spec.name}: {_why(exc)}") from exc
 
     def _service_args(self, spec: ServiceSpec) -> dict[str, Any]:
         container = docker.types.ContainerSpec(
@@ -453,7 +466,7 @@ class Engine:
             update = None
         else:
             mode = docker.types.ServiceMode("replicated", replicas=spec.replicas)
-            update = docker.types.UpdateConfig(order="start-first", failure_action="pause")
+            update = docker.types.UpdateConfig(order="start-first", failure_action="rollback")
         return {
             "task_template": template,
             "labels": dict(spec.labels),
@@ -465,6 +478,8 @@ class Engine:
     def services(self, labels: Mapping[str, str]) -> list[ServiceInfo]:
         """Every service carrying all of ``labels``."""
         filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+        with _engine_errors("Cannot list services"):
+            found = self._api.services(filters=filters)  # type: ignore[no-untyped-call]
         return [
             ServiceInfo(
                 id=s["ID"],
@@ -473,16 +488,21 @@ class Engine:
                 version=int(s["Version"]["Index"]),
                 image=s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"],
             )
-            for s in self._api.services(filters=filters)  # type: ignore[no-untyped-call]
+            for s in found
         ]
 
     def remove_service(self, service_id: str) -> None:
-        with contextlib.suppress(docker.errors.NotFound):
+        """Remove a service; one that is already gone is fine."""
+        with (
+            contextlib.suppress(docker.errors.NotFound),
+            _engine_errors(f"Cannot remove service {service_id[:12]}"),
+        ):
             self._api.remove_service(service_id)  # type: ignore[no-untyped-call]
 
     def service_tasks(self, service_id: str) -> list[Mapping[str, Any]]:
         """The service's tasks as the engine reports them (``Status``, ``DesiredState`` ...)."""
-        return list(self._api.tasks(filters={"service": service_id}))  # type: ignore[no-untyped-call]
+        with _engine_errors(f"Cannot read the tasks of service {service_id[:12]}"):
+            return list(self._api.tasks(filters={"service": service_id}))  # type: ignore[no-untyped-call]
 
     def follow_service_logs(
         self, service_id: str, on_stdout: LineSink, on_stderr: LineSink
@@ -494,12 +514,10 @@ class Engine:
 
     def push(self, repository: str, tag: str) -> None:
         """Push ``repository:tag`` to its registry.  :raises EngineError: the push failed."""
-        try:
+        with _engine_errors(f"Push of {repository}:{tag} failed"):
             for chunk in self._api.push(repository, tag=tag, stream=True, decode=True):
                 if "error" in chunk:
                     raise EngineError(f"Push of {repository}:{tag} failed: {chunk['error']}")
-        except docker.errors.APIError as exc:
-            raise EngineError(f"Push of {repository}:{tag} failed: {_explain(exc)}") from exc
 
 
 class ServiceLogFollower:
@@ -525,8 +543,9 @@ class ServiceLogFollower:
         # The SDK's service_logs() drops which stream a frame came from; read frames ourselves.
         url = self._api._url("/services/{0}/logs", self._service_id)  # type: ignore[attr-defined]
         params = {"follow": str(follow).lower(), "stdout": "true", "stderr": "true", "tail": "all"}
-        response = self._api.get(url, params=params, stream=True)
-        response.raise_for_status()
+        with _engine_errors(f"Cannot read the logs of service {self._service_id[:12]}"):
+            response = self._api.get(url, params=params, stream=True)
+            response.raise_for_status()
         return response
 
     def _emit(self, stream: int, line: str) -> None:
@@ -600,10 +619,34 @@ def _frames(response: requests.Response) -> Iterator[tuple[int, bytes]]:
         yield stream, data
 
 
+def _is_read_timeout(exc: requests.exceptions.RequestException) -> bool:
+    # requests reports a read timeout on a streamed response as a ConnectionError.
+    return isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
+
+
+def _guarded(sink: LineSink) -> LineSink:
+    """``sink``, but once it fails (a closed pipe, an encoding error) lines are dropped.
+
+    The reader must go on reading whatever happens to the output: a container whose output
+    is not read blocks on its next write, and the deploy with it.
+    """
+    failed = False
+
+    def guarded(line: str) -> None:
+        nonlocal failed
+        if not failed:
+            try:
+                sink(line)
+            except Exception:
+                failed = True
+
+    return guarded
+
+
 def _pump(
     stream: Iterator[tuple[bytes | None, bytes | None]], out: LineSink, err: LineSink
 ) -> None:
-    out_split, err_split = LineSplitter(out), LineSplitter(err)
+    out_split, err_split = LineSplitter(_guarded(out)), LineSplitter(_guarded(err))
     try:
         for stdout_chunk, stderr_chunk in stream:
             if stdout_chunk:
@@ -640,6 +683,13 @@ class LineSplitter:
 
 def _decode(line: bytes) -> str:
     return line.rstrip(b"\r").decode("utf-8", errors="replace")
+
+
+def _why(exc: BaseException) -> str:
+    """One line saying why an SDK call failed."""
+    if isinstance(exc, docker.errors.APIError):
+        return _explain(exc)
+    return _first_line(exc)
 
 
 def _explain(exc: docker.errors.APIError) -> str:

@@ -9,7 +9,6 @@ from pathlib import Path
 from .errors import SourceError
 
 PROCFILE = "Procfile"
-_MAX_LINKS = 8
 
 
 def clean_relative(path: str, what: str = "appjson-path") -> str:

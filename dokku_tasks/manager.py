@@ -115,7 +115,16 @@ def register_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> type
         if opts is None:
             continue
         hook = opts.get("specname") or attr
-        setattr(proxy, attr, _named(getattr(plugin, attr), name, hook, opts.get("wrapper", False)))
+        setattr(
+            proxy,
+            attr,
+            _named(
+                getattr(plugin, attr),
+                name,
+                hook,
+                bool(opts.get("wrapper") or opts.get("hookwrapper")),
+            ),
+        )
     pm.register(proxy, name=name)
     return proxy
 

@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING
 
 import attrs
 
+from .converters import mount_tuple, string_map, string_tuple
+
 if TYPE_CHECKING:
     from .properties import PropertyStore
 
@@ -25,10 +27,6 @@ PHASES = (PREDEPLOY, RELEASE, POSTDEPLOY, HEROKU_POSTDEPLOY)
 # Converters with concrete types, so that mypy's attrs plugin can check the records' callers.
 
 
-def _frozen_mapping(value: Mapping[str, str] | None) -> Mapping[str, str]:
-    return dict(value or {})
-
-
 def _counts(value: Mapping[str, int]) -> Mapping[str, int]:
     return dict(value)
 
@@ -41,19 +39,11 @@ def _entries(value: Iterable[ProcfileEntry]) -> tuple[ProcfileEntry, ...]:
     return tuple(value)
 
 
-def _mounts(value: Iterable[Mount]) -> tuple[Mount, ...]:
-    return tuple(value)
-
-
 def _rows(value: Iterable[ReportRow]) -> tuple[ReportRow, ...]:
     return tuple(value)
 
 
 def _task_results(value: Iterable[TaskResult]) -> tuple[TaskResult, ...]:
-    return tuple(value)
-
-
-def _names(value: Iterable[str]) -> tuple[str, ...]:
     return tuple(value)
 
 
@@ -119,8 +109,8 @@ class Mount:
 class ContainerOptions:
     """What task and process containers of an app get besides the image: env, mounts, network."""
 
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
-    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=mount_tuple)
     network: str | None = None
 
     def merged(self, other: ContainerOptions) -> ContainerOptions:
@@ -141,7 +131,7 @@ class ImageInfo:
     entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_words)
     cmd: tuple[str, ...] | None = attrs.field(default=None, converter=_words)
     workdir: str = ""
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
 
 
 @attrs.frozen
@@ -191,14 +181,14 @@ class DeployContext:
 
     ``image`` is the image this phase's tasks run in.  ``app_json`` and ``procfile`` are
     ``None`` when the app has none.  ``first_deploy`` is true until a deploy of the app has
-    scheduled its containers.  ``shell`` is the app's configured task shell, or ``None`` for
+    got through its postdeploy phase.  ``shell`` is the app's configured task shell, or ``None`` for
     "bash where the image has it, else /bin/sh".
     """
 
     app: str
     image: str
     properties: PropertyStore
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_frozen_mapping)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
     app_json: AppJson | None = None
     procfile: Procfile | None = None
     source_dir: Path | None = None
@@ -245,7 +235,7 @@ class DeployResult:
     app: str
     image: str | None
     tasks: tuple[TaskResult, ...] = attrs.field(converter=_task_results)
-    containers: tuple[str, ...] = attrs.field(default=(), converter=_names)
+    containers: tuple[str, ...] = attrs.field(default=(), converter=string_tuple)
     error: str | None = None
     duration: float = 0.0
 

@@ -22,8 +22,19 @@ class Output:
     def _write(self, stream: TextIO, line: str) -> None:
         if self.quiet and stream is self.out:
             return
-        stream.write(line + "\n")
-        stream.flush()
+        try:
+            stream.write(line + "\n")
+            stream.flush()
+        except UnicodeEncodeError:
+            # A terminal or pipe that cannot show a character still gets the line.
+            encoding = getattr(stream, "encoding", None) or "ascii"
+            stream.write(line.encode(encoding, "replace").decode(encoding) + "\n")
+            stream.flush()
+        except BrokenPipeError:
+            # Nobody reads any more (``| head``): the deploy must still finish, so the lines
+            # are dropped rather than the deploy stopped half-way.
+            if stream is self.out:
+                self.quiet = True
 
     def step(self, message: str) -> None:
         """``-----> message``: a step of the deploy."""

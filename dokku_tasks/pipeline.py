@@ -9,7 +9,7 @@ import fcntl
 import os
 import signal
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -20,6 +20,7 @@ import attrs
 from . import locate
 from .appjson import parse_app_json
 from .apps import AppRegistry, validate_app_name
+from .converters import mount_tuple, string_map
 from .errors import (
     DeployLockedError,
     DokkuTasksError,
@@ -28,11 +29,10 @@ from .errors import (
     PluginError,
     SourceError,
     TaskFailedError,
-    TaskTimeoutError,
     UsageError,
 )
 from .models import (
-    HEROKU_POSTDEPLOY,
+    PHASES,
     POSTDEPLOY,
     PREDEPLOY,
     RELEASE,
@@ -62,14 +62,6 @@ DEFAULT_SCHEDULER = "docker-local"
 WEB = "web"
 
 
-def _env(value: Mapping[str, str]) -> dict[str, str]:
-    return dict(value)
-
-
-def _mounts(value: Iterable[Mount]) -> tuple[Mount, ...]:
-    return tuple(value)
-
-
 @attrs.frozen
 class DeployRequest:
     """What to deploy and how.
@@ -84,8 +76,8 @@ class DeployRequest:
     app: str
     source: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     image: str | None = None
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_env)
-    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=mount_tuple)
     network: str | None = None
     task_timeout: float | None = None
     scheduler: str | None = None
@@ -119,9 +111,16 @@ def deploy(
             if not registry.exists(app):
                 output.step(f"Creating {app}...")
                 registry.create(app)
-            return _Deploy(request, app, registry.properties, engine, pm, output).run()
-        finally:
-            engine.close()
+            result = _Deploy(request, app, registry.properties, engine, pm, output).run()
+        except BaseException:
+            # The deploy's own error is the one to report; a failed clean-up is one more line.
+            try:
+                engine.close()
+            except DokkuTasksError as cleanup:
+                output.error(cleanup.message)
+            raise
+        engine.close()
+        return result
 
 
 def destroy(app: str, *, root: Path, output: Output | None = None) -> None:
@@ -191,11 +190,7 @@ def _signals_raise() -> Iterator[None]:
         yield
         return
 
-    interrupted = False
-
     def handler(signum: int, frame: FrameType | None) -> None:
-        nonlocal interrupted
-        interrupted = True
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         raise InterruptedDeployError(signum, signal.Signals(signum).name)
@@ -204,11 +199,10 @@ def _signals_raise() -> Iterator[None]:
     try:
         yield
     finally:
-        # After a signal the caller is on its way out: a handler restored now would let a
-        # second Ctrl-C cut its last line short.
-        if not interrupted:
-            for sig, old in previous.items():
-                signal.signal(sig, old)
+        # Restored even after a signal: a library caller keeps its own handling.  The CLI
+        # ignores further signals itself while it prints its last line.
+        for sig, old in previous.items():
+            signal.signal(sig, old)
 
 
 @attrs.define
@@ -263,15 +257,12 @@ class _Deploy:
         self.containers: tuple[str, ...] = ()
 
     def run(self) -> DeployResult:
-        error: BaseException | None = None
         try:
             self._run()
         except BaseException as exc:
-            error = exc
+            self._finish(exc)
             raise
-        finally:
-            self._finish(error)
-        return self._result(None)
+        return self._finish(None)
 
     def _result(self, error: BaseException | None) -> DeployResult:
         if error is None:
@@ -289,7 +280,7 @@ class _Deploy:
             duration=time.monotonic() - self.started,
         )
 
-    def _finish(self, error: BaseException | None) -> None:
+    def _finish(self, error: BaseException | None) -> DeployResult:
         """Tell the plugins how the deploy ended; never let that hide the deploy's own error."""
         result = self._result(error)
         if isinstance(error, DokkuTasksError):
@@ -300,6 +291,7 @@ class _Deploy:
             if error is None:
                 raise
             self.output.error(hook_error.message)
+        return result
 
     def _run(self) -> None:
         from .settings import computed_scheduler, computed_shell, computed_task_timeout
@@ -529,7 +521,7 @@ class _PhaseRunner:
         began = time.monotonic()
         try:
             run = runner.run_task(spec, printer)
-        except TaskTimeoutError:
+        except BaseException:
             deploy.results.append(
                 TaskResult(
                     phase=task.phase,
@@ -566,5 +558,4 @@ class _PhaseRunner:
 
 
 def _phase_order(phase: str) -> tuple[int, str]:
-    order = {PREDEPLOY: 0, RELEASE: 1, POSTDEPLOY: 2, HEROKU_POSTDEPLOY: 3}
-    return (order.get(phase, 9), phase)
+    return (PHASES.index(phase) if phase in PHASES else len(PHASES), phase)

@@ -8,20 +8,17 @@ Kubernetes Job and Deployment in a future plugin.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Protocol
 
 import attrs
 
+from .converters import string_tuple
 from .models import ContainerOptions, ImageInfo, Task
 
 #: Where the task's env file is mounted: /dev is a tmpfs in every container, so neither the
 #: file nor its mount point ever reaches a committed image.
 ENV_FILE_TARGET = "/dev/.dokku-tasks-env"
-
-
-def _argv(value: Iterable[str]) -> tuple[str, ...]:
-    return tuple(value)
 
 
 @attrs.frozen
@@ -36,7 +33,7 @@ class TaskSpec:
     app: str
     task: Task
     image: ImageInfo
-    argv: tuple[str, ...] = attrs.field(converter=_argv)
+    argv: tuple[str, ...] = attrs.field(converter=string_tuple)
     options: ContainerOptions = attrs.field(factory=ContainerOptions)
     timeout: float | None = None
     shell: str = "/bin/sh"

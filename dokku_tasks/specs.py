@@ -7,10 +7,11 @@ stay fast).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 
 import attrs
 
+from .converters import mount_tuple, optional_string_tuple, string_map
 from .models import Mount
 
 APP_LABEL = "com.dokku.app-name"
@@ -19,29 +20,17 @@ TASK_LABEL = "dokku_phase_script"
 PREDEPLOY_LABEL = "com.dokku.predeploy-phase"
 
 
-def _argv(value: Iterable[str] | None) -> tuple[str, ...] | None:
-    return None if value is None else tuple(value)
-
-
-def _mapping(value: Mapping[str, str]) -> dict[str, str]:
-    return dict(value)
-
-
-def _mounts(value: Iterable[Mount]) -> tuple[Mount, ...]:
-    return tuple(value)
-
-
 @attrs.frozen
 class ContainerSpec:
     """How to create a container.  ``entrypoint``/``command`` ``None`` keep the image's."""
 
     image: str
-    command: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
-    entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
-    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
+    command: tuple[str, ...] | None = attrs.field(default=None, converter=optional_string_tuple)
+    entrypoint: tuple[str, ...] | None = attrs.field(default=None, converter=optional_string_tuple)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=mount_tuple)
     network: str | None = None
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
     name: str | None = None
     restart_policy: str | None = None
 
@@ -55,11 +44,11 @@ class ServiceSpec:
 
     name: str
     image: str
-    args: tuple[str, ...] | None = attrs.field(default=None, converter=_argv)
-    env: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
-    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=_mounts)
+    args: tuple[str, ...] | None = attrs.field(default=None, converter=optional_string_tuple)
+    env: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
+    mounts: tuple[Mount, ...] = attrs.field(default=(), converter=mount_tuple)
     network: str | None = None
-    labels: Mapping[str, str] = attrs.field(factory=dict, converter=_mapping)
+    labels: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
     job: bool = False
     replicas: int = 1
 

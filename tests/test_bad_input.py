@@ -80,7 +80,10 @@ class EngineWatch:
         tasks = [
             e
             for e in events
-            if e.get("Action") == "create" and e["Actor"]["Attributes"].get(TASK_LABEL)
+            # The container that reads app.json out of an image (never started) is labelled
+            # "read", so that a killed deploy's reader is cleaned up too; it runs no task.
+            if e.get("Action") == "create"
+            and e["Actor"]["Attributes"].get(TASK_LABEL) not in (None, "", "read")
         ]
         assert tasks == [], tasks
         left = self.client.containers.list(all=True, filters={"label": f"{APP_LABEL}={self.app}"})

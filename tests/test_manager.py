@@ -227,3 +227,23 @@ def test_wrapper_exception_named(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_every_call_builds_a_fresh_manager() -> None:
     assert manager.get_plugin_manager() is not manager.get_plugin_manager()
+
+
+def test_old_style_hookwrappers_can_be_registered(tmp_path: Path) -> None:
+    from collections.abc import Generator
+
+    from dokku_tasks.properties import PropertyStore
+
+    calls: list[str] = []
+
+    class Wrapper:
+        @hookimpl(hookwrapper=True)
+        def report(self) -> Generator[None, Any, None]:
+            calls.append("before")
+            yield
+            calls.append("after")
+
+    pm = manager.get_plugin_manager(entrypoints=False, blocked=())
+    manager.register_plugin(pm, Wrapper(), "wrapper")
+    pm.hook.report(app="web", properties=PropertyStore(tmp_path))
+    assert calls == ["before", "after"]

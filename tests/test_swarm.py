@@ -72,3 +72,16 @@ def test_publish_only_tags_without_a_registry() -> None:
     scheduler = SwarmScheduler(engine)  # type: ignore[arg-type]
     assert scheduler.publish("web", ImageInfo(ref="x", id="sha256:abc")) == "dokku/web:abc"
     assert [call[0] for call in engine.calls] == ["tag"]
+
+
+class _NoSwarmEngine(_RecordingEngine):
+    def swarm_active(self) -> bool:
+        return False
+
+
+def test_a_deploy_on_an_engine_without_a_swarm_stops_before_any_task() -> None:
+    from dokku_tasks.errors import EngineError
+
+    scheduler = SwarmScheduler(_NoSwarmEngine())  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match="needs an engine that manages an active swarm"):
+        scheduler.remove_stale_tasks("web")

@@ -187,7 +187,8 @@ class DockerLocalScheduler:
         # the deploy (postdeploy) goes on; the deploy waits for them before it returns.
         for container in old:
             self.engine.rename(container.id, f"{container.name}.retired-{suffix}")
-            self.engine.remove_later(container.id, stop_first=True)
         for container_id, name in started:
             self.engine.rename(container_id, name)
+        for container in old:
+            self.engine.remove_later(container.id, stop_first=True)
         return tuple(name for _, name in started)

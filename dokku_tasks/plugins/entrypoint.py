@@ -35,16 +35,21 @@ def shell_argv(command: str, shell: str | None) -> tuple[str, ...]:
     return ("/bin/sh", "-c", _AUTO_SHELL, "dokku-task", script)
 
 
-def split_command(command: str) -> tuple[str, ...]:
-    """Split ``command`` with shell quoting rules, for an ENTRYPOINT that gets it unwrapped."""
+def split_command(command: str, shown: str | None = None) -> tuple[str, ...]:
+    """Split ``command`` with shell quoting rules, for an ENTRYPOINT that gets it unwrapped.
+
+    ``shown`` is what an error quotes in its place (the command as written, before config
+    values were expanded into it).
+    """
+    shown = command if shown is None else shown
     try:
         words = shlex.split(command)
     except ValueError as exc:
         raise CommandError(
-            f"Cannot split command for the image's ENTRYPOINT: {exc}: {command}"
+            f"Cannot split command for the image's ENTRYPOINT: {exc}: {shown}"
         ) from None
     if not words:
-        raise CommandError(f"Empty command for the image's ENTRYPOINT: {command!r}")
+        raise CommandError(f"Empty command for the image's ENTRYPOINT: {shown!r}")
     return tuple(words)
 
 
@@ -52,4 +57,4 @@ def split_command(command: str) -> tuple[str, ...]:
 def task_argv(task: Task, image: ImageInfo, context: DeployContext) -> tuple[str, ...]:
     if wraps_in_shell(image):
         return shell_argv(task.command, context.shell)
-    return split_command(task.command)
+    return split_command(task.command, task.shown)

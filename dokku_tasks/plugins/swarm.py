@@ -108,6 +108,8 @@ class SwarmScheduler:
         return self._published[image.id]
 
     def remove_stale_tasks(self, app: str) -> int:
+        # The first call of a deploy: refuse a non-swarm engine before any task runs.
+        self._require_swarm()
         stale = [s for s in self.engine.services({APP_LABEL: app}) if s.labels.get(TASK_LABEL)]
         for service in stale:
             self.engine.remove_service(service.id)
@@ -162,30 +164,42 @@ class SwarmScheduler:
             if s.labels.get(PROCESS_LABEL) and not s.labels.get(TASK_LABEL)
         }
         wanted: dict[str, int] = {}
-        for process in processes:
-            current = existing.pop(process.process_type, None)
-            if process.quantity == 0:
-                if current is not None:
-                    self.engine.remove_service(current.id)
-                continue
-            spec = ServiceSpec(
-                name=dns_name(app, process.process_type),
-                image=reference,
-                args=process.argv,
-                env=options.env,
-                mounts=options.mounts,
-                network=options.network,
-                labels={APP_LABEL: app, PROCESS_LABEL: process.process_type},
-                replicas=process.quantity,
-            )
-            if current is None:
-                wanted[self.engine.create_service(spec)] = process.quantity
-            else:
-                self.engine.update_service(current, spec)
-                wanted[current.id] = process.quantity
-        for leftover in existing.values():
-            self.engine.remove_service(leftover.id)
-        self._converge(wanted, reference)
+        created: list[str] = []
+        retired: list[str] = []
+        try:
+            for process in processes:
+                current = existing.pop(process.process_type, None)
+                if process.quantity == 0:
+                    if current is not None:
+                        retired.append(current.id)
+                    continue
+                spec = ServiceSpec(
+                    name=dns_name(app, process.process_type),
+                    image=reference,
+                    args=process.argv,
+                    env=options.env,
+                    mounts=options.mounts,
+                    network=options.network,
+                    labels={APP_LABEL: app, PROCESS_LABEL: process.process_type},
+                    replicas=process.quantity,
+                )
+                if current is None:
+                    service_id = self.engine.create_service(spec)
+                    created.append(service_id)
+                    wanted[service_id] = process.quantity
+                else:
+                    self.engine.update_service(current, spec)
+                    wanted[current.id] = process.quantity
+            self._converge(wanted, reference)
+        except BaseException:
+            # Services new to this deploy go; updated ones roll back by themselves (their
+            # update config says so) when their new tasks fail.
+            for service_id in created:
+                self.engine.remove_service(service_id)
+            raise
+        # Only once the new spec runs do process types that are gone or scaled to 0 go.
+        for service_id in [*retired, *(s.id for s in existing.values())]:
+            self.engine.remove_service(service_id)
         return tuple(s.name for s in self.engine.services({APP_LABEL: app}) if s.id in wanted)
 
     def _converge(self, wanted: Mapping[str, int], reference: str) -> None:
