@@ -519,35 +519,29 @@ class _PhaseRunner:
         if task.before_run is not None:
             task.before_run()
         began = time.monotonic()
-        try:
-            run = runner.run_task(spec, printer)
-        except BaseException:
+
+        def record(container_id: str, exit_code: int, committed: str | None = None) -> None:
             deploy.results.append(
                 TaskResult(
                     phase=task.phase,
                     command=task.shown,
                     plugin=task.plugin,
                     image=image.id,
-                    container_id=printer.container_id,
-                    exit_code=-1,
+                    container_id=container_id,
+                    exit_code=exit_code,
                     duration=time.monotonic() - began,
+                    committed_image=committed,
                 )
             )
+
+        try:
+            run = runner.run_task(spec, printer)
+        except BaseException:
+            record(printer.container_id, -1)  # timed out, interrupted, or the engine failed
             raise
         finally:
             printer.ended()
-        deploy.results.append(
-            TaskResult(
-                phase=task.phase,
-                command=task.shown,
-                plugin=task.plugin,
-                image=image.id,
-                container_id=run.container_id,
-                exit_code=run.exit_code,
-                duration=time.monotonic() - began,
-                committed_image=run.committed_image,
-            )
-        )
+        record(run.container_id, run.exit_code, run.committed_image)
         if run.exit_code != 0:
             raise TaskFailedError(task.phase, task.shown, run.exit_code)
         if run.committed_image is None:
