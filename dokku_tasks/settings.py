@@ -317,27 +317,7 @@ def report_section(store: PropertyStore, ns: str, app: str) -> ReportSection:
     so on with ``-`` shown as a space.  The global row shows the default when unset, while its
     info flag and JSON value stay the raw (empty) value.
     """
-    spec = namespace(ns)
-    rows: list[ReportRow] = []
-    for prop in spec.properties:
-        global_raw = global_value(store, ns, prop.name)
-        rows += [
-            ReportRow(
-                f"computed-{prop.name}",
-                f"{spec.label} computed {prop.label}",
-                computed(store, ns, app, prop.name),
-            ),
-            ReportRow(
-                f"global-{prop.name}",
-                f"{spec.label} global {prop.label}",
-                global_raw or prop.default,
-                raw=global_raw,
-            ),
-            ReportRow(
-                prop.name, f"{spec.label} {prop.label}", app_value(store, ns, app, prop.name)
-            ),
-        ]
-    return ReportSection(title=spec.name, rows=tuple(rows))
+    return _section(store, namespace(ns), app)
 
 
 def global_report_section(store: PropertyStore, ns: str) -> ReportSection:
@@ -346,15 +326,20 @@ def global_report_section(store: PropertyStore, ns: str) -> ReportSection:
     The computed value is what an app without its own value gets: the global value, else the
     default.  Printed as ``=====> --global NAMESPACE information``, as Dokku does.
     """
-    spec = namespace(ns)
+    return _section(store, namespace(ns), None)
+
+
+def _section(store: PropertyStore, spec: Namespace, app: str | None) -> ReportSection:
+    # Each property file is read once; the computed value is derived from what was read.
     rows: list[ReportRow] = []
     for prop in spec.properties:
-        global_raw = global_value(store, ns, prop.name)
+        global_raw = store.get(spec.name, GLOBAL, prop.name)
+        app_raw = "" if app is None else store.get(spec.name, app, prop.name)
         rows += [
             ReportRow(
                 f"computed-{prop.name}",
                 f"{spec.label} computed {prop.label}",
-                global_raw or prop.default,
+                app_raw or global_raw or prop.default,
             ),
             ReportRow(
                 f"global-{prop.name}",
@@ -363,4 +348,6 @@ def global_report_section(store: PropertyStore, ns: str) -> ReportSection:
                 raw=global_raw,
             ),
         ]
+        if app is not None:
+            rows.append(ReportRow(prop.name, f"{spec.label} {prop.label}", app_raw))
     return ReportSection(title=spec.name, rows=tuple(rows))
