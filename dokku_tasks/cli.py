@@ -12,6 +12,7 @@ when a plugin or the engine is broken.
 from __future__ import annotations
 
 import gc
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -21,8 +22,9 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import settings
-from .errors import DokkuTasksError, InterruptedDeployError, UsageError
+from .errors import DokkuTasksError, InterruptedDeployError, UsageError, cleanup_line
 from .output import ERROR_PREFIX, Output
+from .text import printable
 
 if TYPE_CHECKING:
     import pluggy
@@ -39,10 +41,16 @@ EXIT_INTERRUPTED = 130
 _ARGS_AS_GIVEN: dict[str, Any] = {"ignore_unknown_options": True}
 
 
-def _fail(message: str, exit_code: int) -> NoReturn:
-    """Print `` !     message`` on stderr (always one line) and exit with ``exit_code``."""
-    line = " ".join(part.strip() for part in message.strip().splitlines() if part.strip())
-    click.echo(f"{ERROR_PREFIX}{line}", err=True)
+def _fail(message: str, exit_code: int, cleanup: str | None = None) -> NoReturn:
+    """Print `` !     message`` on stderr (always one line) and exit with ``exit_code``.
+
+    ``cleanup``, what cleaning up after the failure could not do, is one more line after it.
+    """
+    for text in (message, cleanup):
+        if text:
+            line = " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
+            # A NUL or an escape sequence from a user's file is shown, never sent raw.
+            click.echo(f"{ERROR_PREFIX}{printable(line)}", err=True)
     raise click.exceptions.Exit(exit_code)
 
 
@@ -78,7 +86,7 @@ class _Group(click.Group):
                 # The deploy is over and cleaned up: a second Ctrl-C must not cut this line.
                 signal.signal(signal.SIGINT, signal.SIG_IGN)
                 signal.signal(signal.SIGTERM, signal.SIG_IGN)
-            _fail(exc.message, exc.exit_code)
+            _fail(exc.message, exc.exit_code, cleanup_line(exc))
         except click.exceptions.NoArgsIsHelpError:
             raise
         except click.UsageError as exc:
@@ -110,6 +118,21 @@ def main() -> None:
         cli.main(prog_name="dokku-tasks")
     finally:
         gc.freeze()
+        _release_stdout()
+
+
+def _release_stdout() -> None:
+    """Flush stdout; when it cannot be written (a full disk, a closed pipe), let it go.
+
+    Output already gave up on such a stream and the command has its exit status; without
+    this, the interpreter's own flush at exit would print a traceback and exit 120.
+    """
+    try:
+        sys.stdout.flush()
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
 
 
 def _root(ctx: click.Context) -> Path:
@@ -235,8 +258,33 @@ def _section(pm: pluggy.PluginManager, store: PropertyStore, title: str, app: st
 
     Falls back to the namespace's own section when no plugin gives one (its plugin blocked by
     ``DOKKU_TASKS_DISABLE_PLUGINS``), so a setting stays visible.
+
+    Another namespace's property file that cannot be read does not break this section: when a
+    plugin's report fails on one, each plugin is asked on its own and those failures are passed
+    over.  When the file belongs to this section, the fallback raises its one line, naming the
+    file.  Any other plugin failure still fails the command, naming the plugin.
     """
-    for section in pm.hook.report(app=app, properties=store):
+    from .errors import PluginError, PropertyError
+
+    def unreadable_property(error: PluginError) -> bool:
+        return isinstance(error.__cause__, PropertyError)
+
+    try:
+        sections = list(pm.hook.report(app=app, properties=store))
+    except PluginError as error:
+        if not unreadable_property(error):
+            raise
+        sections = []
+        arguments = {"app": app, "properties": store}
+        for impl in pm.hook.report.get_hookimpls():
+            if impl.hookwrapper or impl.wrapper:
+                continue
+            try:
+                sections.append(impl.function(*(arguments[name] for name in impl.argnames)))
+            except PluginError as failure:
+                if not unreadable_property(failure):
+                    raise
+    for section in sections:
         if section is not None and section.title == title:
             return section  # type: ignore[no-any-return]
     return settings.report_section(store, title, app)
@@ -383,7 +431,7 @@ def _deploy_request(
 
     :raises DokkuTasksError: the first bad value, as one line.
     """
-    from . import options
+    from . import locate, options
     from .apps import validate_app_name
     from .pipeline import DeployRequest
 
@@ -395,7 +443,8 @@ def _deploy_request(
     file_env: dict[str, str] = {}
     if env_file is not None:
         try:
-            data = env_file.read_bytes()
+            # At most the limit and one byte: a FIFO or /dev/zero never fills memory.
+            data = locate.read_limited(env_file, options.MAX_ENV_FILE_BYTES, "env file")
         except OSError as exc:
             raise UsageError(f"Cannot read env file {env_file}: {exc.strerror}") from None
         file_env = options.parse_env_file(data, str(env_file))

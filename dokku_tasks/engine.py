@@ -14,6 +14,7 @@ import io
 import json
 import os
 import posixpath
+import queue
 import tarfile
 import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -34,6 +35,7 @@ from .specs import (
     ContainerInfo,
     ContainerSpec,
     ImageFile,
+    Interruption,
     RunOutcome,
     ServiceInfo,
     ServiceSpec,
@@ -47,6 +49,11 @@ LineSink = Callable[[str], None]
 #: How long one API request may take.  Generous: committing a large predeploy container takes
 #: minutes; waits on a task carry their own timeout.
 REQUEST_TIMEOUT = 600
+
+#: How long one request may take once a signal has stopped the deploy (the clean-up).
+CLEANUP_REQUEST_TIMEOUT = 2
+#: How often a wait without a bound looks at whether a signal has bounded it.
+WAIT_SLICE = 0.2
 
 #: What the SDK raises when the engine refuses a request or cannot be talked to.
 _ENGINE_FAILURES = (docker.errors.APIError, requests.exceptions.RequestException)
@@ -64,18 +71,27 @@ def _engine_errors(what: str) -> Iterator[None]:
 class Engine:
     """One connection to a Docker engine."""
 
-    def __init__(self, client: docker.DockerClient, where: str) -> None:
+    def __init__(
+        self, client: docker.DockerClient, where: str, interruption: Interruption | None = None
+    ) -> None:
         self._client = client
         self._api = client.api
         self.where = where
         # Removing a finished container and retiring an old one need not hold up the next
         # step: one background worker does them, and close() waits for all of it.
-        self._janitor: concurrent.futures.ThreadPoolExecutor | None = None
+        self._janitor = _Janitor()
         self._pending: list[concurrent.futures.Future[None]] = []
+        self._interruption = interruption or Interruption()
+        self._interruption.listen(self._shorten_requests)
 
     @classmethod
-    def connect(cls, base_url: str | None = None) -> Engine:
+    def connect(
+        cls, base_url: str | None = None, interruption: Interruption | None = None
+    ) -> Engine:
         """Connect to ``base_url``, else ``$DOCKER_HOST``, else the default socket.
+
+        ``interruption``, when given, is the deploy's: once it is signalled, every request
+        and wait of this engine is bounded by its clean-up budget.
 
         :raises EngineError: no engine answers there (one line naming where it looked).
         """
@@ -89,34 +105,73 @@ class Engine:
             raise EngineError(
                 f"Cannot reach the Docker engine at {where}: {_first_line(exc)}"
             ) from exc
-        return cls(client, where)
+        return cls(client, where, interruption)
+
+    def _shorten_requests(self) -> None:
+        # Runs in the signal handler: requests made from now on (the clean-up) give up soon.
+        self._api.timeout = CLEANUP_REQUEST_TIMEOUT
 
     def close(self) -> None:
         """Finish every background removal, then close the connection.
 
-        :raises EngineError: a background removal failed (the first such failure).
+        After an interruption the wait is bounded by its budget; what is not done by then is
+        left to the next deploy (the janitor's thread is a daemon, so it never holds the
+        process).
+
+        :raises EngineError: a background removal failed or did not finish (the first one).
         """
         try:
             self.drain()
         finally:
-            if self._janitor is not None:
-                self._janitor.shutdown(wait=True)
             self._client.close()
 
     def drain(self) -> None:
-        """Wait for the removals :meth:`remove_later` queued so far."""
+        """Wait for the removals :meth:`remove_later` queued so far.
+
+        :raises EngineError: one failed, or did not finish within the clean-up budget.
+        """
         pending, self._pending = self._pending, []
-        errors = [f.exception() for f in pending]
-        for error in errors:
-            if isinstance(error, EngineError):
-                raise error
-            if error is not None:
-                raise EngineError(f"Background clean-up failed: {_why(error)}") from error
+        first: EngineError | None = None
+        unfinished = 0
+        for future in pending:
+            if not self._wait(future):
+                unfinished += 1
+                continue
+            error = future.exception()
+            if error is not None and first is None:
+                first = (
+                    error
+                    if isinstance(error, EngineError)
+                    else EngineError(f"Background clean-up failed: {_why(error)}")
+                )
+        if unfinished:
+            raise EngineError(
+                f"The Docker engine did not finish {unfinished} clean-up step(s) within "
+                f"{self._interruption.budget:g} s; what they would have removed is removed by "
+                "the next deploy"
+            )
+        if first is not None:
+            raise first
+
+    def _wait(self, future: concurrent.futures.Future[None]) -> bool:
+        """Wait for ``future``; ``False`` when the clean-up budget ran out first."""
+        while True:
+            remaining = self._interruption.remaining()
+            # Short slices while unbounded, so a signal that arrives meanwhile bounds the wait
+            # even when its handler does not raise (a deploy that already succeeded).
+            slice_ = WAIT_SLICE if remaining is None else min(WAIT_SLICE, remaining)
+            try:
+                future.result(timeout=slice_)
+            except concurrent.futures.TimeoutError:
+                if remaining is not None and remaining <= 0:
+                    return False
+                continue
+            except BaseException:  # the caller reads future.exception()
+                pass
+            return True
 
     def remove_later(self, container_id: str, stop_first: bool = False) -> None:
         """Queue the removal of a container (after a graceful stop when ``stop_first``)."""
-        if self._janitor is None:
-            self._janitor = concurrent.futures.ThreadPoolExecutor(1, "engine-janitor")
 
         def retire() -> None:
             if stop_first:
@@ -124,6 +179,10 @@ class Engine:
             self.remove(container_id)
 
         self._pending.append(self._janitor.submit(retire))
+
+    def later(self, step: Callable[[], None]) -> None:
+        """Queue a clean-up step (an image prune, say) behind the removals; close() waits."""
+        self._pending.append(self._janitor.submit(step))
 
     # -- images -----------------------------------------------------------------------------
 
@@ -190,6 +249,11 @@ class Engine:
         with _engine_errors(f"Cannot tag {image[:19]} as {repository}:{tag}"):
             self._api.tag(image, repository, tag, force=True)
 
+    def untag(self, ref: str) -> None:
+        """Remove the tag ``ref`` (the image stays while other tags or containers use it)."""
+        with contextlib.suppress(docker.errors.NotFound), _engine_errors(f"Cannot untag {ref}"):
+            self._api.remove_image(ref, noprune=True)
+
     def commit(self, container_id: str, changes: Sequence[str]) -> str:
         """Commit a container to a new untagged image; return its id."""
         with _engine_errors("Committing of 'predeploy' to image failed"):
@@ -216,7 +280,7 @@ class Engine:
         try:
             return {path: self._read_under(container_id, base, path) for path in paths}
         finally:
-            self.remove(container_id)
+            self.remove_later(container_id)
 
     def _read_under(self, container_id: str, base: str, relative: str) -> ImageFile:
         resolved = posixpath.normpath(base or "/")
@@ -241,26 +305,82 @@ class Engine:
         return dict(json.loads(base64.b64decode(header))) if header else {}
 
     def _read_file(self, container_id: str, path: str) -> ImageFile:
+        """Read one file out of a container, holding at most about 1 MiB of it in memory.
+
+        The path's stat comes first (a HEAD request): a symlink is followed, anything but a
+        regular file is ``other`` without its content being fetched, and a file over
+        :data:`~dokku_tasks.locate.MAX_IMAGE_FILE_BYTES` is refused by its size.  The archive
+        of a file that passes is streamed with a bound as well, in case the stat was wrong.
+
+        :raises FileTooLargeError: the file is over the limit.
+        """
+        from .errors import FileTooLargeError
+        from .locate import MAX_IMAGE_FILE_BYTES as limit
+
+        # Go's os.ModeType: directory, symlink, device, named pipe, socket, char device, irregular.
+        not_regular = (
+            (1 << 31) | (1 << 27) | (1 << 26) | (1 << 25) | (1 << 24) | (1 << 21) | (1 << 19)
+        )
+        # What a tar archive of one file adds to it: headers (long names too) and the padding.
+        archive_overhead = 64 * 1024
+        url = self._api._url("/containers/{0}/archive", container_id)  # type: ignore[attr-defined]
         for _ in range(2):  # a symlink's target comes back fully resolved: one hop is enough
             try:
-                stream, stat = self._api.get_archive(container_id, path)
-            except docker.errors.NotFound:
-                return ImageFile("missing", resolved=path)
-            except _ENGINE_FAILURES as exc:
+                stat = self._stat(container_id, path)
+            except requests.exceptions.RequestException as exc:
                 raise EngineError(f"Cannot read {path} from the image: {_why(exc)}") from exc
-            buffer = io.BytesIO()
-            for chunk in stream:
-                buffer.write(chunk)
+            if stat is None:
+                return ImageFile("missing", resolved=path)
             if stat.get("linkTarget"):
                 path = str(stat["linkTarget"])
                 continue
+            if int(stat.get("mode", 0)) & not_regular:
+                return ImageFile("other", resolved=path)
+            size = int(stat.get("size", 0))
+            if size > limit:
+                raise FileTooLargeError(
+                    posixpath.basename(path), f"{path} in the image", limit, size
+                )
+            buffer = io.BytesIO()
+            try:
+                response = self._api.get(
+                    url, params={"path": path}, stream=True, timeout=self._api.timeout
+                )
+            except requests.exceptions.RequestException as exc:
+                raise EngineError(f"Cannot read {path} from the image: {_why(exc)}") from exc
+            try:
+                if response.status_code == 404:
+                    return ImageFile("missing", resolved=path)
+                if not response.ok:
+                    raise EngineError(
+                        f"Cannot read {path} from the image: HTTP {response.status_code}"
+                    )
+                for chunk in response.iter_content(64 * 1024):
+                    buffer.write(chunk)
+                    if buffer.tell() > limit + archive_overhead:
+                        # The stat was wrong: the file's real size is not known.
+                        raise FileTooLargeError(
+                            posixpath.basename(path), f"{path} in the image", limit
+                        )
+            except requests.exceptions.RequestException as exc:
+                raise EngineError(f"Cannot read {path} from the image: {_why(exc)}") from exc
+            finally:
+                response.close()
             buffer.seek(0)
-            with tarfile.open(fileobj=buffer) as archive:
-                member = archive.next()
-                if member is None or not member.isfile():
-                    return ImageFile("other", resolved=path)
-                handle = archive.extractfile(member)
-                return ImageFile("file", data=handle.read() if handle else b"", resolved=path)
+            try:
+                with tarfile.open(fileobj=buffer) as archive:
+                    member = archive.next()
+                    if member is None or not member.isfile():
+                        return ImageFile("other", resolved=path)
+                    if member.size > limit:
+                        raise FileTooLargeError(
+                            posixpath.basename(path), f"{path} in the image", limit, member.size
+                        )
+                    handle = archive.extractfile(member)
+                    data = handle.read(limit + 1) if handle else b""
+            except tarfile.TarError as exc:
+                raise EngineError(f"Cannot read {path} from the image: {exc}") from exc
+            return ImageFile("file", data=data, resolved=path)
         return ImageFile("other", resolved=path)
 
     # -- containers -------------------------------------------------------------------------
@@ -377,9 +497,16 @@ class Engine:
         with _engine_errors(f"Cannot inspect container {container_id[:12]}"):
             return dict(self._api.inspect_container(container_id).get("State") or {})
 
-    def containers(self, labels: Mapping[str, str]) -> list[ContainerInfo]:
-        """Every container (running or not) carrying all of ``labels``."""
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
+    def containers(
+        self, labels: Mapping[str, str] | None = None, name: str | None = None
+    ) -> list[ContainerInfo]:
+        """Every container (running or not) carrying all of ``labels``.
+
+        ``name`` narrows the listing to containers whose name contains it.
+        """
+        filters: dict[str, list[str]] = {"label": [f"{k}={v}" for k, v in (labels or {}).items()]}
+        if name is not None:
+            filters["name"] = [name]
         with _engine_errors("Cannot list containers"):
             found = self._api.containers(all=True, filters=filters)
         return [
@@ -391,6 +518,47 @@ class Engine:
             )
             for c in found
         ]
+
+    def prune_images(self, app: str, keep: Sequence[str]) -> int:
+        """Remove the images of ``app`` except those ``keep`` names; return how many went.
+
+        The app's images are those labelled with it and the ``dokku/APP`` tags.  An image
+        with a tag of another repository is someone else's and stays; so does one a container
+        still uses or another image is built on (the engine refuses those).  Removing an image
+        also removes the untagged layers it was built from that nothing else uses.
+        """
+        kept = {image_id for ref in keep if (image_id := self.image_id(ref)) is not None}
+        ours = f"dokku/{app}:"
+        with _engine_errors(f"Cannot list the images of {app}"):
+            listed = self._api.images(filters={"label": f"{APP_LABEL}={app}"})
+            listed += self._api.images(name=f"dokku/{app}")
+        removed = 0
+        seen: set[str] = set()
+        # Newest first: a committed image goes before the image it was committed from.
+        for image in sorted(listed, key=lambda i: i.get("Created", 0), reverse=True):
+            image_id = str(image["Id"])
+            if image_id in kept or image_id in seen:
+                continue
+            seen.add(image_id)
+            tags = [t for t in image.get("RepoTags") or () if t != "<none>:<none>"]
+            if any(not t.startswith(ours) for t in tags):
+                continue
+            try:
+                for tag in tags:
+                    self._api.remove_image(tag)
+                self._api.remove_image(image_id)
+            except docker.errors.NotFound:
+                continue
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # in use, or another image is built on it
+                    continue
+                raise EngineError(f"Cannot remove image {image_id[7:19]}: {_explain(exc)}") from exc
+            except requests.exceptions.RequestException as exc:
+                raise EngineError(
+                    f"Cannot remove image {image_id[7:19]}: {_first_line(exc)}"
+                ) from exc
+            removed += 1
+        return removed
 
     def remove_app(self, app: str) -> tuple[int, int]:
         """Remove every container, service and image of ``app``; return (containers, images).
@@ -699,3 +867,37 @@ def _explain(exc: docker.errors.APIError) -> str:
 def _first_line(value: object) -> str:
     text = str(value).strip()
     return text.splitlines()[0] if text else type(value).__name__
+
+
+class _Janitor:
+    """Runs clean-up steps one after another on a daemon thread.
+
+    A daemon, so that a step stuck on an engine which stopped answering never keeps the
+    process alive after the command is done with it.
+    """
+
+    def __init__(self) -> None:
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[[], None], concurrent.futures.Future[None]]
+        ] = queue.SimpleQueue()
+        self._thread: threading.Thread | None = None
+
+    def submit(self, step: Callable[[], None]) -> concurrent.futures.Future[None]:
+        future: concurrent.futures.Future[None] = concurrent.futures.Future()
+        self._queue.put((step, future))
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._work, name="engine-janitor", daemon=True)
+            self._thread.start()
+        return future
+
+    def _work(self) -> None:
+        while True:
+            step, future = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                step()
+            except BaseException as exc:  # handed to whoever waits
+                future.set_exception(exc)
+            else:
+                future.set_result(None)

@@ -13,8 +13,31 @@ if TYPE_CHECKING:
     from .models import DeployResult
 
 
+def add_cleanup_note(error: BaseException, message: str) -> None:
+    """Record on ``error`` that cleaning up after it failed too (``message``, one line).
+
+    The deploy's own error stays the one raised; callers show :func:`cleanup_line` after it.
+    """
+    if hasattr(error, "add_note"):
+        error.add_note(message)
+    else:  # Python 3.10: the same attribute, which 3.11 also shows in a traceback
+        vars(error).setdefault("__notes__", []).append(message)
+
+
+def cleanup_line(error: BaseException) -> str | None:
+    """The one line that says what cleaning up after ``error`` could not do, if anything."""
+    notes = [note for note in getattr(error, "__notes__", ()) if note.strip()]
+    if not notes:
+        return None
+    more = f" (and {len(notes) - 1} more clean-up failure(s))" if len(notes) > 1 else ""
+    return f"Clean-up: {notes[0]}{more}"
+
+
 class DokkuTasksError(Exception):
-    """Base class: a failure with a message fit for one line, and the exit code it maps to."""
+    """Base class: a failure with a message fit for one line, and the exit code it maps to.
+
+    Notes added with :func:`add_cleanup_note` say what cleaning up after it could not do.
+    """
 
     exit_code: int = 1
     #: The record of the deploy this error ended, when it got that far.
@@ -118,8 +141,10 @@ class DeployLockedError(DokkuTasksError):
 class InterruptedDeployError(DokkuTasksError):
     """The deploy was stopped by a signal; exit code 128 + signal number."""
 
-    def __init__(self, signum: int, name: str) -> None:
-        super().__init__(f"Deploy interrupted by {name}; task containers removed")
+    def __init__(self, signum: int, name: str, cleaned: bool = True) -> None:
+        # Only claim the clean-up when it finished; otherwise a clean-up note says what is left.
+        done = "; task containers removed" if cleaned else ""
+        super().__init__(f"Deploy interrupted by {name}{done}")
         self.exit_code = 128 + signum
         self.signum = signum
 
@@ -141,3 +166,40 @@ class PluginLoadError(PluginError):
         DokkuTasksError.__init__(self, f"Plugin {plugin_name!r} could not be loaded: {detail}")
         self.plugin_name = plugin_name
         self.hook = None
+
+
+class StateError(DokkuTasksError):
+    """The state root cannot be read or written: read-only, full, or a file where a directory
+    belongs.  ``path`` is what failed under ``root``; ``reason`` is the system's word for it."""
+
+    def __init__(self, action: str, root: object, path: object, reason: str) -> None:
+        super().__init__(f"Cannot {action} the state root {root}: {path}: {reason}")
+        self.action = action
+        self.root = str(root)
+        self.path = str(path)
+        self.reason = reason
+
+
+def _byte_size(count: int) -> str:
+    """``1 MiB`` for 1048576: a limit as people say it."""
+    for unit, size in (("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)):
+        if count >= size and count % size == 0:
+            return f"{count // size} {unit}"
+    return f"{count} bytes"
+
+
+class FileTooLargeError(ParseError):
+    """A file read for a deploy (app.json, the Procfile, an ``--env-file``) is over its limit.
+
+    Refused before more than ``limit + 1`` bytes of it are read; ``size`` is ``None`` when the
+    file's size is not known (a pipe, a character device).
+    """
+
+    def __init__(self, filename: str, path: str, limit: int, size: int | None = None) -> None:
+        amount = "" if size is None else f" {size} bytes,"
+        super().__init__(
+            filename, f"{path} is{amount} over the limit of {limit} bytes ({_byte_size(limit)})"
+        )
+        self.path = path
+        self.limit = limit
+        self.size = size

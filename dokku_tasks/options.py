@@ -48,6 +48,11 @@ def parse_env_assignments(texts: Iterable[str]) -> dict[str, str]:
     return dict(parse_env_assignment(text) for text in texts)
 
 
+#: An ``--env-file`` larger than this is refused after reading at most this and one byte, so
+#: ``/dev/zero`` or a huge file never fills memory: 1 MiB, far beyond any real config.
+MAX_ENV_FILE_BYTES = 1024 * 1024
+
+
 def parse_env_file(text: str | bytes, filename: str) -> dict[str, str]:
     """Parse the contents of an env file; ``filename`` is what errors call it.
 

@@ -30,6 +30,8 @@ from .errors import (
     SourceError,
     TaskFailedError,
     UsageError,
+    add_cleanup_note,
+    cleanup_line,
 )
 from .models import (
     PHASES,
@@ -49,6 +51,7 @@ from .models import (
 from .output import Output
 from .procfile import expand_command, parse_procfile
 from .properties import PropertyStore
+from .specs import Interruption
 
 if TYPE_CHECKING:
     import pluggy
@@ -58,6 +61,13 @@ if TYPE_CHECKING:
 
 DEPLOYED_IMAGE_REPO = "dokku/{app}"
 DEPLOYED_TAG = "latest"
+#: The image deployed before ``latest``: what a rollback goes back to.
+PREVIOUS_TAG = "previous"
+#: The newest image of a deploy that failed before it moved ``latest``: what a retry reuses.
+FAILED_TAG = "failed"
+#: Every image of the app but these three (and what they are built from) is pruned after a
+#: deploy.
+KEPT_TAGS = (DEPLOYED_TAG, PREVIOUS_TAG, FAILED_TAG)
 DEFAULT_SCHEDULER = "docker-local"
 WEB = "web"
 
@@ -93,8 +103,12 @@ def deploy(
 ) -> DeployResult:
     """Run a whole deploy of ``request.app``; return its record.
 
+    A deploy that got as far as ``Application deployed`` stays a success: a signal or a
+    clean-up failure after that point is reported as one warning line, not as a failure.
+
     :raises DokkuTasksError: anything that fails the deploy.  The exception's ``result``
-        attribute holds the :class:`DeployResult` when the deploy got as far as the engine.
+        attribute holds the :class:`DeployResult` when the deploy got as far as the engine;
+        :func:`~dokku_tasks.errors.cleanup_line` says what cleaning up after it could not do.
     """
     from .manager import get_plugin_manager
 
@@ -103,24 +117,43 @@ def deploy(
     _check_request(request)
     pm = pm or get_plugin_manager()
     registry = AppRegistry(root)
-    with _app_lock(root, app), _signals_raise():
-        from .engine import Engine
+    progress = _Progress()
+    try:
+        with _app_lock(root, app), _signals_raise(progress):
+            from .engine import Engine
 
-        engine = Engine.connect()
-        try:
-            if not registry.exists(app):
-                output.step(f"Creating {app}...")
-                registry.create(app)
-            result = _Deploy(request, app, registry.properties, engine, pm, output).run()
-        except BaseException:
-            # The deploy's own error is the one to report; a failed clean-up is one more line.
+            engine = Engine.connect(interruption=progress.interruption)
+            try:
+                if not registry.exists(app):
+                    output.step(f"Creating {app}...")
+                    registry.create(app)
+                result = _Deploy(
+                    request, app, registry.properties, engine, pm, output, progress
+                ).run()
+            except BaseException as exc:
+                # The deploy's own error is the one to report; a failed clean-up is a note.
+                _close_noting(engine, exc)
+                raise
             try:
                 engine.close()
             except DokkuTasksError as cleanup:
-                output.error(cleanup.message)
-            raise
+                output.error(f"Clean-up: {cleanup.message}")
+            return result
+    except _Stopped as stop:
+        name = signal.Signals(stop.signum).name
+        error = InterruptedDeployError(stop.signum, name, cleaned=cleanup_line(stop) is None)
+        for note in getattr(stop, "__notes__", ()):
+            add_cleanup_note(error, note)
+        error.result = stop.result
+        raise error from None
+
+
+def _close_noting(engine: Engine, error: BaseException) -> None:
+    """Close ``engine`` after ``error``; a clean-up failure becomes a note on ``error``."""
+    try:
         engine.close()
-        return result
+    except DokkuTasksError as cleanup:
+        add_cleanup_note(error, cleanup.message)
 
 
 def destroy(app: str, *, root: Path, output: Output | None = None) -> None:
@@ -163,10 +196,18 @@ def _check_request(request: DeployRequest) -> None:
 
 @contextmanager
 def _app_lock(root: Path, app: str) -> Iterator[None]:
-    """Hold the app's deploy lock; refuse at once when another deploy holds it."""
+    """Hold the app's deploy lock; refuse at once when another deploy holds it.
+
+    :raises StateError: the lock file cannot be created: a state root that is read-only, out of
+        space or inodes, or has a file where ``ROOT/locks`` belongs.  Taken before anything
+        else, so a deploy that could not record its result never starts.
+    """
+    from .apps import state_errors
+
     directory = root / "locks"
-    directory.mkdir(parents=True, exist_ok=True)
-    fd = os.open(directory / f"{app}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    with state_errors(root, "write"):
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / f"{app}.lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -177,12 +218,36 @@ def _app_lock(root: Path, app: str) -> Iterator[None]:
         os.close(fd)
 
 
-@contextmanager
-def _signals_raise() -> Iterator[None]:
-    """Turn SIGINT and SIGTERM into :class:`InterruptedDeployError` so cleanup runs.
+class _Stopped(BaseException):
+    """A signal stopped the deploy.
 
-    After the first signal further ones are ignored, so a second Ctrl-C cannot cut the
-    removal of the task container short.
+    A ``BaseException``, like ``KeyboardInterrupt``, so that no ``except Exception`` on the
+    way out (the Docker SDK has some around its requests) can swallow or rewrap it.
+    """
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.result: DeployResult | None = None
+
+
+@attrs.define
+class _Progress:
+    """What the signal handler needs to know about the deploy in progress."""
+
+    interruption: Interruption = attrs.field(factory=Interruption)
+    #: Set once ``Application deployed`` is printed: from then on a signal cannot fail it.
+    succeeded: bool = False
+
+
+@contextmanager
+def _signals_raise(progress: _Progress) -> Iterator[None]:
+    """Turn SIGINT and SIGTERM into :class:`_Stopped`, so the clean-up runs.
+
+    The signal also bounds the clean-up (``progress.interruption``), so a deploy stops within
+    seconds even when the engine hangs.  After the first signal further ones are ignored, so
+    a second Ctrl-C cannot cut the removal of the task container short.  A signal after the
+    deploy succeeded only cuts short the wait for the last clean-up.
     """
     import threading
 
@@ -193,7 +258,9 @@ def _signals_raise() -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
-        raise InterruptedDeployError(signum, signal.Signals(signum).name)
+        progress.interruption.signal(signum)
+        if not progress.succeeded:
+            raise _Stopped(signum)
 
     previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
     try:
@@ -244,8 +311,13 @@ class _Deploy:
         engine: Engine,
         pm: pluggy.PluginManager,
         output: Output,
+        progress: _Progress | None = None,
     ) -> None:
+        from .scheduling import TaskOwner
+
         self.request = request
+        self.progress = progress or _Progress()
+        self.owner = TaskOwner(store.root.absolute())
         self.app = app
         self.store = store
         self.engine = engine
@@ -254,21 +326,48 @@ class _Deploy:
         self.results: list[TaskResult] = []
         self.started = time.monotonic()
         self.deployed_image: str | None = None
+        #: The newest image this deploy made (built, or committed by predeploy).
+        self.newest_image: str | None = None
         self.containers: tuple[str, ...] = ()
 
     def run(self) -> DeployResult:
         try:
             self._run()
         except BaseException as exc:
+            if not isinstance(exc, _Stopped):
+                self._keep_images(failed=True)
             self._finish(exc)
             raise
+        self._keep_images(failed=False)
         return self._finish(None)
+
+    def _keep_images(self, failed: bool) -> None:
+        """Tag what rollback and retry need, and prune every other image of the app.
+
+        The prune runs in the background (the deploy waits for it before it returns); a
+        failure there is a clean-up failure, never the deploy's.
+        """
+        repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
+        try:
+            if failed and self.newest_image and self.newest_image != self.deployed_image:
+                self.engine.tag(self.newest_image, repository, FAILED_TAG)
+            elif not failed:
+                self.engine.untag(f"{repository}:{FAILED_TAG}")
+        except DokkuTasksError:
+            return  # the engine is in trouble: leave the images to the next deploy
+        keep = [f"{repository}:{tag}" for tag in KEPT_TAGS]
+        self.engine.later(lambda: self._prune(keep))
+
+    def _prune(self, keep: Sequence[str]) -> None:
+        self.engine.prune_images(self.app, keep)
 
     def _result(self, error: BaseException | None) -> DeployResult:
         if error is None:
             message = None
         elif isinstance(error, DokkuTasksError):
             message = error.message
+        elif isinstance(error, _Stopped):
+            message = f"Deploy interrupted by {signal.Signals(error.signum).name}"
         else:  # a bug: the record must still say the deploy failed
             message = f"internal error: {type(error).__name__}: {error}"
         return DeployResult(
@@ -283,7 +382,7 @@ class _Deploy:
     def _finish(self, error: BaseException | None) -> DeployResult:
         """Tell the plugins how the deploy ended; never let that hide the deploy's own error."""
         result = self._result(error)
-        if isinstance(error, DokkuTasksError):
+        if isinstance(error, (DokkuTasksError, _Stopped)):
             error.result = result
         try:
             self.pm.hook.deploy_finished(app=self.app, result=result)
@@ -299,7 +398,7 @@ class _Deploy:
         scheduler_name = self.request.scheduler or computed_scheduler(self.store, self.app)
         scheduler = self._scheduler(scheduler_name)
         local = scheduler if scheduler.can_commit else self._scheduler(DEFAULT_SCHEDULER)
-        removed = scheduler.remove_stale_tasks(self.app)
+        removed = scheduler.remove_stale_tasks(self.app, self.owner)
         if removed:
             self.output.step(
                 f"Removed {removed} stale task container(s) left by an interrupted deploy of {self.app}"
@@ -342,7 +441,10 @@ class _Deploy:
         self.containers = scheduler.deploy_processes(
             self.app, image, processes, runner.options(context, "deploy")
         )
-        self.engine.tag(image.id, DEPLOYED_IMAGE_REPO.format(app=self.app), DEPLOYED_TAG)
+        repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
+        if self.deployed_image is not None and self.deployed_image != image.id:
+            self.engine.tag(self.deployed_image, repository, PREVIOUS_TAG)
+        self.engine.tag(image.id, repository, DEPLOYED_TAG)
         self.deployed_image = image.id
         for name in self.containers:
             self.output.info(f"Running {name}")
@@ -351,6 +453,7 @@ class _Deploy:
         # Only a deploy that got through postdeploy ends the app's "first deploy": a failed
         # scripts.dokku.postdeploy must not use up the once-only scripts.postdeploy.
         self.store.set("common", self.app, "deployed", "true")
+        self.progress.succeeded = True
         self.output.section(f"Application deployed: {self.app}")
 
     def _scheduler(self, name: str) -> Scheduler:
@@ -372,7 +475,10 @@ class _Deploy:
         self.output.step(f"Building {self.app} from {self.request.source}/Dockerfile...")
         from .specs import APP_LABEL
 
-        image_id = self.engine.build(self.request.source, {APP_LABEL: self.app}, self.output.info)
+        image_id = self.engine.build(
+            self.request.source, {APP_LABEL: self.app}, self.output.task_stdout
+        )
+        self.newest_image = image_id
         return self.engine.image(image_id)
 
     def _read_files(self, image: ImageInfo | None) -> tuple[AppJson | None, Procfile | None]:
@@ -399,7 +505,7 @@ class _Deploy:
             locate.clean_relative(locate.PROCFILE, "Procfile path"),
         ]
         found = self.engine.read_image_files(
-            image.id, image.workdir, sorted(set(wanted)), {APP_LABEL: self.app}
+            image.id, image.workdir, sorted(set(wanted)), {APP_LABEL: self.app, **self.owner.labels}
         )
 
         def read(path: str) -> tuple[str, bytes, str]:
@@ -513,6 +619,7 @@ class _PhaseRunner:
             options=self.options(context, task.phase),
             timeout=self.timeout,
             shell=context.shell or "/bin/sh",
+            owner=deploy.owner,
         )
         runner = self.local if task.commit else self.scheduler
         printer = _TaskPrinter(deploy.output, deploy.app, task.phase)
@@ -548,6 +655,7 @@ class _PhaseRunner:
             return image
         if not run.committed_image:
             raise EngineError("Committing of 'predeploy' to image failed")
+        deploy.newest_image = run.committed_image
         return deploy.engine.image(run.committed_image)
 
 

@@ -15,10 +15,14 @@ from .appjson import GO_WHITESPACE, decode_utf8
 from .errors import ParseError
 from .models import Procfile, ProcfileEntry
 
-__all__ = ["MAX_PROCESS_NAME_LENGTH", "expand_command", "parse_procfile"]
+__all__ = ["MAX_PROCESS_NAME_LENGTH", "MAX_PROCFILE_BYTES", "expand_command", "parse_procfile"]
 
 #: procfile-util refuses longer process names (they could not be DNS labels).
 MAX_PROCESS_NAME_LENGTH = 63
+
+#: Procfiles larger than this are refused where they are read (a source tree, an image),
+#: before more than this and one byte is read: 1 MiB, as app.json's limit.
+MAX_PROCFILE_BYTES = 1024 * 1024
 
 # Go's regexp ``\s`` is ASCII-only ([\t\n\f\r ]); Python's would also match \v and Unicode
 # spaces, which procfile-util leaves in the command.

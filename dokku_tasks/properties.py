@@ -7,8 +7,10 @@ the same directory, fsync, rename, fsync of the directory.
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
+import stat
 import tempfile
 from pathlib import Path
 
@@ -17,6 +19,10 @@ import attrs
 from .errors import PropertyError
 
 GLOBAL = "--global"
+
+#: A property value is a short string (a command-line argument, so at most 128 KiB on Linux):
+#: a property file larger than this is damage, refused without reading it whole.
+MAX_PROPERTY_BYTES = 1024 * 1024
 
 
 def default_root() -> Path:
@@ -38,12 +44,35 @@ class PropertyStore:
         return self.root / "config" / plugin / app / name
 
     def get(self, plugin: str, app: str, name: str, default: str = "") -> str:
-        """The raw value, or ``default`` when the property is not set."""
+        """The raw value, or ``default`` when the property is not set.
+
+        Only a regular file is read, and at most :data:`MAX_PROPERTY_BYTES` of it: a FIFO in
+        its place never blocks the command, and a huge file never fills memory.
+
+        :raises PropertyError: the file cannot be read, is not a regular file, is too large or
+            is not UTF-8; the message names the file.
+        """
         path = self.path(plugin, app, name)
         try:
-            return path.read_bytes().decode("utf-8")
+            # O_NONBLOCK: opening a FIFO must not wait for a writer.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
         except FileNotFoundError:
             return default
+        except OSError as exc:
+            raise PropertyError(f"Cannot read property file {path}: {exc.strerror}") from exc
+        try:
+            with os.fdopen(fd, "rb") as handle:
+                mode = os.fstat(handle.fileno()).st_mode
+                if stat.S_ISDIR(mode):
+                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
+                if not stat.S_ISREG(mode):
+                    raise PropertyError(f"Cannot read property file {path}: not a regular file")
+                data = handle.read(MAX_PROPERTY_BYTES + 1)
+            if len(data) > MAX_PROPERTY_BYTES:
+                raise PropertyError(
+                    f"Property file {path} is over the limit of {MAX_PROPERTY_BYTES} bytes (1 MiB)"
+                )
+            return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PropertyError(f"Property file {path} is not valid UTF-8") from exc
         except OSError as exc:

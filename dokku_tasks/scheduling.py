@@ -8,17 +8,50 @@ Kubernetes Job and Deployment in a future plugin.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import hashlib
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Protocol
 
 import attrs
 
 from .converters import string_tuple
+from .locks import lock_is_held
 from .models import ContainerOptions, ImageInfo, Task
+from .specs import APP_LABEL, OWNER_LABEL, TASK_LABEL
 
 #: Where the task's env file is mounted: /dev is a tmpfs in every container, so neither the
 #: file nor its mount point ever reaches a committed image.
 ENV_FILE_TARGET = "/dev/.dokku-tasks-env"
+
+
+@attrs.frozen
+class TaskOwner:
+    """The deploy that owns task containers: the one holding its state root's app lock.
+
+    Task containers carry :attr:`labels`, so a later deploy reaps only what is provably
+    left behind: its own root's containers (it holds that lock now), containers from a root
+    whose lock nobody holds, and unlabelled ones from before owners were recorded.  A live
+    deploy of the same app under another root keeps its containers.
+    """
+
+    root: Path = attrs.field(converter=Path)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return {OWNER_LABEL: str(self.root)}
+
+    @property
+    def key(self) -> str:
+        """A short stable name for the root, for host-side files (env files)."""
+        return hashlib.sha256(str(self.root).encode()).hexdigest()[:12]
+
+    def is_orphan(self, app: str, labels: Mapping[str, str]) -> bool:
+        """Whether the task container of ``app`` with ``labels`` belongs to no live deploy."""
+        owner = labels.get(OWNER_LABEL)
+        if owner is None or Path(owner) == self.root:
+            return True
+        return not lock_is_held(Path(owner), app)
 
 
 @attrs.frozen
@@ -37,6 +70,13 @@ class TaskSpec:
     options: ContainerOptions = attrs.field(factory=ContainerOptions)
     timeout: float | None = None
     shell: str = "/bin/sh"
+    owner: TaskOwner | None = None
+
+    @property
+    def labels(self) -> dict[str, str]:
+        """The labels of the task's container or job: app, phase and owner."""
+        owner = self.owner.labels if self.owner is not None else {}
+        return {APP_LABEL: self.app, TASK_LABEL: self.task.phase, **owner}
 
 
 class TaskIO(Protocol):
@@ -75,8 +115,11 @@ class Scheduler(Protocol):
     #: the pipeline runs committing tasks on the local engine.
     can_commit: bool
 
-    def remove_stale_tasks(self, app: str) -> int:
-        """Remove task containers or jobs a killed deploy of ``app`` left; return how many."""
+    def remove_stale_tasks(self, app: str, owner: TaskOwner) -> int:
+        """Remove task containers or jobs a killed deploy of ``app`` left; return how many.
+
+        Only those ``owner.is_orphan`` says no live deploy owns.
+        """
         ...
 
     def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:

@@ -7,7 +7,8 @@ stay fast).
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 
 import attrs
 
@@ -18,6 +19,42 @@ APP_LABEL = "com.dokku.app-name"
 PROCESS_LABEL = "com.dokku.process-type"
 TASK_LABEL = "dokku_phase_script"
 PREDEPLOY_LABEL = "com.dokku.predeploy-phase"
+#: The state root whose deploy made a task container: only that root's deploys may reap it.
+OWNER_LABEL = "com.dokku-tasks.state-root"
+
+
+@attrs.define
+class Interruption:
+    """Whether a signal asked the deploy to stop, shared by the signal handler and the engine.
+
+    Once :meth:`signal` is called, the engine bounds its clean-up: no request and no wait
+    may hold the command past ``at + budget`` seconds, whatever the engine does.
+    """
+
+    budget: float = 5.0
+    signum: int | None = None
+    at: float | None = None
+    _listeners: list[Callable[[], None]] = attrs.field(factory=list)
+
+    def signal(self, signum: int) -> None:
+        """Record the signal (the first one counts) and tell every listener."""
+        if self.at is not None:
+            return
+        self.signum, self.at = signum, time.monotonic()
+        for listener in self._listeners:
+            listener()
+
+    def listen(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` when the signal comes (at once if it already came)."""
+        self._listeners.append(listener)
+        if self.at is not None:
+            listener()
+
+    def remaining(self) -> float | None:
+        """Seconds of clean-up left, ``None`` while no signal came (no bound)."""
+        if self.at is None:
+            return None
+        return max(0.0, self.at + self.budget - time.monotonic())
 
 
 @attrs.frozen

@@ -266,7 +266,7 @@ def test_invalid_app_names_refused_before_disk(root: Path, command: list[str], n
         fails(
             result,
             f"Invalid app name {name!r}: use lowercase letters, digits and dashes, "
-            "starting with a letter or digit, at most 63 characters",
+            "starting and ending with a letter or digit, at most 63 characters",
         )
     assert sorted(root.rglob("*")) == before
 
@@ -276,7 +276,7 @@ def test_invalid_app_names_refused_by_set(root: Path, name: str) -> None:
     fails(
         run("app-json:set", name, "appjson-path", "x.json"),
         f"Invalid app name {name!r}: use lowercase letters, digits and dashes, "
-        "starting with a letter or digit, at most 63 characters",
+        "starting and ending with a letter or digit, at most 63 characters",
     )
     assert list(root.iterdir()) == []
 

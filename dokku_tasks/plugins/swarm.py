@@ -18,7 +18,7 @@ from ..errors import EngineError, TaskTimeoutError
 from ..hookspecs import hookimpl
 from ..models import ContainerOptions, ImageInfo, ReportSection
 from ..properties import PropertyStore
-from ..scheduling import ProcessSpec, TaskIO, TaskRun, TaskSpec
+from ..scheduling import ProcessSpec, TaskIO, TaskOwner, TaskRun, TaskSpec
 from ..specs import APP_LABEL, PROCESS_LABEL, TASK_LABEL, ServiceSpec
 from .docker_local import DockerLocalScheduler
 
@@ -107,13 +107,17 @@ class SwarmScheduler:
             self._published[image.id] = f"{repository}:{tag}"
         return self._published[image.id]
 
-    def remove_stale_tasks(self, app: str) -> int:
+    def remove_stale_tasks(self, app: str, owner: TaskOwner) -> int:
         # The first call of a deploy: refuse a non-swarm engine before any task runs.
         self._require_swarm()
-        stale = [s for s in self.engine.services({APP_LABEL: app}) if s.labels.get(TASK_LABEL)]
+        stale = [
+            s
+            for s in self.engine.services({APP_LABEL: app})
+            if s.labels.get(TASK_LABEL) and owner.is_orphan(app, s.labels)
+        ]
         for service in stale:
             self.engine.remove_service(service.id)
-        return len(stale) + self.local.remove_stale_tasks(app)
+        return len(stale) + self.local.remove_stale_tasks(app, owner)
 
     def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:
         self._require_swarm()
@@ -125,7 +129,7 @@ class SwarmScheduler:
             env=spec.options.env,
             mounts=spec.options.mounts,
             network=spec.options.network,
-            labels={APP_LABEL: spec.app, TASK_LABEL: phase},
+            labels=spec.labels,
             job=True,
         )
         service_id = self.engine.create_service(service)
