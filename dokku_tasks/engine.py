@@ -251,7 +251,7 @@ class Engine:
 
     def untag(self, ref: str) -> None:
         """Remove the tag ``ref`` (the image stays while other tags or containers use it)."""
-        with contextlib.suppress(docker.errors.NotFound), _engine_errors(f"Cannot untag {ref}"):
+        with _engine_errors(f"Cannot untag {ref}"), contextlib.suppress(docker.errors.NotFound):
             self._api.remove_image(ref, noprune=True)
 
     def commit(self, container_id: str, changes: Sequence[str]) -> str:
@@ -661,9 +661,10 @@ class Engine:
 
     def remove_service(self, service_id: str) -> None:
         """Remove a service; one that is already gone is fine."""
+        # NotFound is an APIError: it must be suppressed before _engine_errors turns it into ours.
         with (
-            contextlib.suppress(docker.errors.NotFound),
             _engine_errors(f"Cannot remove service {service_id[:12]}"),
+            contextlib.suppress(docker.errors.NotFound),
         ):
             self._api.remove_service(service_id)  # type: ignore[no-untyped-call]
 

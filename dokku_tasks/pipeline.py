@@ -344,22 +344,20 @@ class _Deploy:
     def _keep_images(self, failed: bool) -> None:
         """Tag what rollback and retry need, and prune every other image of the app.
 
-        The prune runs in the background (the deploy waits for it before it returns); a
-        failure there is a clean-up failure, never the deploy's.
+        Done in the background (the deploy waits for it before it returns); a failure there
+        is a clean-up failure, never the deploy's.
         """
         repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
-        try:
-            if failed and self.newest_image and self.newest_image != self.deployed_image:
-                self.engine.tag(self.newest_image, repository, FAILED_TAG)
+        newest = self.newest_image if self.newest_image != self.deployed_image else None
+
+        def keep_and_prune() -> None:
+            if failed and newest is not None:
+                self.engine.tag(newest, repository, FAILED_TAG)
             elif not failed:
                 self.engine.untag(f"{repository}:{FAILED_TAG}")
-        except DokkuTasksError:
-            return  # the engine is in trouble: leave the images to the next deploy
-        keep = [f"{repository}:{tag}" for tag in KEPT_TAGS]
-        self.engine.later(lambda: self._prune(keep))
+            self.engine.prune_images(self.app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
 
-    def _prune(self, keep: Sequence[str]) -> None:
-        self.engine.prune_images(self.app, keep)
+        self.engine.later(keep_and_prune)
 
     def _result(self, error: BaseException | None) -> DeployResult:
         if error is None:

@@ -19,19 +19,26 @@ _INVISIBLE_CONTROLS = frozenset(
 )
 
 
+#: The escapes Python's ``repr`` uses too; every other character is shown by its code.
+_SHORT = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
 def _escape(char: str) -> str:
     code = ord(char)
+    if char in _SHORT:
+        return _SHORT[char]
     return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
 
 
 def printable(text: str, keep: str = "") -> str:
-    """``text`` with every control character shown as an escape: ``\\x00``, ``\\x1b``, ``\\u2028``.
+    """``text`` with every control character shown as an escape: ``\\x00``, ``\\n``, ``\\u2028``.
 
     Control characters are the C0 range (``\\x00``-``\\x1f``), DEL and the C1 range
     (``\\x7f``-``\\x9f``), the line and paragraph separators U+2028 and U+2029, and the
-    bidirectional controls U+202A-U+202E and U+2066-U+2069.  Everything else, non-ASCII letters
-    and emoji included, stays as it is; so does a backslash.  Characters in ``keep`` (say
-    ``"\\t"``) are left alone too.
+    bidirectional controls U+202A-U+202E and U+2066-U+2069.  Tab, newline and carriage return
+    are shown as ``\\t``, ``\\n`` and ``\\r``, as ``repr`` shows them.  Everything else,
+    non-ASCII letters and emoji included, stays as it is; so does a backslash.  Characters in
+    ``keep`` (say ``"\\t"``) are left alone too.
     """
     if text.isprintable():
         return text

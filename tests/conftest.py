@@ -10,10 +10,13 @@ import sys
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 from hypothesis import settings
+
+if TYPE_CHECKING:
+    from tests.deploys import LiveDeploy
 
 # CI runs the property tests with a fixed seed, so a run is repeatable; locally each run
 # explores new examples.
@@ -151,3 +154,20 @@ class Captured:
 @pytest.fixture
 def captured() -> Captured:
     return Captured()
+
+
+@pytest.fixture
+def other_app(docker_client: Any) -> Iterator[str]:
+    """A second app name, cleaned up like ``engine_app``."""
+    name = f"t-{uuid.uuid4().hex[:12]}"
+    yield name
+    remove_app_resources(docker_client, name)
+
+
+@pytest.fixture
+def live() -> Iterator[list[LiveDeploy]]:
+    """Every LiveDeploy a test appends here is killed at the end if it still runs."""
+    started: list[LiveDeploy] = []
+    yield started
+    for child in started:
+        child.stop()
