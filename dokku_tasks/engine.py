@@ -147,8 +147,7 @@ class Engine:
         if unfinished:
             raise EngineError(
                 f"The Docker engine did not finish {unfinished} clean-up step(s) within "
-                f"{self._interruption.budget:g} s; what they would have removed is removed by "
-                "the next deploy"
+                f"{self._interruption.budget:g} s; the next deploy removes what they left"
             )
         if first is not None:
             raise first
@@ -176,7 +175,11 @@ class Engine:
         def retire() -> None:
             if stop_first:
                 self.stop(container_id)
-            self.remove(container_id)
+            try:
+                self.remove(container_id)
+            except EngineError as exc:
+                # Every container queued here is a task or an old process of the app.
+                raise EngineError(f"{exc.message}; the next deploy removes it") from exc
 
         self._pending.append(self._janitor.submit(retire))
 
@@ -484,9 +487,7 @@ class Engine:
                     f"Cannot remove container {container_id[:12]}: {_explain(exc)}"
                 ) from exc
         except requests.exceptions.RequestException as exc:
-            raise EngineError(
-                f"Cannot remove container {container_id[:12]}: {_first_line(exc)}"
-            ) from exc
+            raise EngineError(f"Cannot remove container {container_id[:12]}: {_why(exc)}") from exc
 
     def rename(self, container_id: str, name: str) -> None:
         with _engine_errors(f"Cannot rename container {container_id[:12]} to {name}"):
@@ -858,6 +859,8 @@ def _why(exc: BaseException) -> str:
     """One line saying why an SDK call failed."""
     if isinstance(exc, docker.errors.APIError):
         return _explain(exc)
+    if isinstance(exc, requests.exceptions.RequestException) and _is_read_timeout(exc):
+        return "the Docker engine did not answer in time"
     return _first_line(exc)
 
 

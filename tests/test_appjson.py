@@ -724,3 +724,211 @@ def test_a_bad_byte_is_reported_where_it_is(value: Any, data: st.DataObject) -> 
 def test_error_detail_never_contains_a_raw_newline() -> None:
     for text, *_ in SYNTAX_ERRORS:
         assert not re.search(r"[\r\n]", error_of(text).detail)
+
+
+# --- exact messages, boundaries and Go's decoding details ----------------------------------
+
+EXACT_ERRORS = [
+    # (text, the whole detail) for every message the parser words itself
+    ('{"a": "abc', "unterminated string"),
+    ('{"a": "ab\\', "unterminated string"),
+    ("{} /* never closed", "unterminated /* comment"),
+    ("{} / x", "unexpected '/' (a comment starts with // or /*)"),
+    ("{\"a\": 'x'}", "strings must be in double quotes"),
+    ('{"a": "\\u12G4"}', "invalid \\u escape in string (expected 4 hex digits)"),
+    ('{"a": -}', "invalid number (expected a digit)"),
+    ('{"a": 01}', "invalid number (leading zeros are not allowed)"),
+    ('{"a": 1.}', "invalid number (expected a digit after '.')"),
+    ('{"a": 1e+}', "invalid number (expected a digit in the exponent)"),
+    ('{"a": "\\q"}', "invalid escape \\q in string"),
+    ('{"a": "x\ty"}', "control character U+0009 in string must be escaped"),
+    ('{"a": nul}', "unexpected word 'nul', expected a value"),
+    ('{"a": 1} x', "unexpected 'x' after the end of the top-level value"),
+    # At the end of the input, every "expected" names the bracket left open.
+    (
+        "{",
+        "unexpected end of input, expected a string key or '}' to close the one opened at "
+        "line 1, column 1",
+    ),
+    (
+        '{"a"',
+        "unexpected end of input, expected ':' after the key 'a' to close the one opened "
+        "at line 1, column 1",
+    ),
+    (
+        '{"a":',
+        "unexpected end of input, expected a value to close the one opened at line 1, column 1",
+    ),
+    (
+        '{"a": 1',
+        "unexpected end of input, expected ',' or '}' to close the one opened at line 1, column 1",
+    ),
+    (
+        '{"a": 1,',
+        "unexpected end of input, expected a string key or '}' to close the one opened "
+        "at line 1, column 1",
+    ),
+    (
+        '[\n {"a": [1',
+        "unexpected end of input, expected ',' or ']' to close the one opened at line 2, column 8",
+    ),
+    ("[", "unexpected end of input, expected a value to close the one opened at line 1, column 1"),
+    (
+        '  {"a": {}',
+        "unexpected end of input, expected ',' or '}' to close the one opened at line 1, column 3",
+    ),
+    # Before the end, the opening bracket is not mentioned.
+    ('{"a" 1}', "unexpected '1', expected ':' after the key 'a'"),
+    ('{"a": 1 2}', "unexpected '2', expected ',' or '}'"),
+    ("[1 2]", "unexpected '2', expected ',' or ']'"),
+    ("{1}", "unexpected '1', expected a string key or '}'"),
+]
+
+
+@pytest.mark.parametrize(("text", "detail"), EXACT_ERRORS)
+def test_exact_error_details(text: str, detail: str) -> None:
+    assert error_of(text).detail == detail
+    with pytest.raises(ParseError) as info:
+        parse_jsonc(text)
+    assert info.value.detail == detail
+
+
+@pytest.mark.parametrize("text", ['{"a": }', "{", b'{"a": "\xff"}'])
+def test_parse_jsonc_errors_name_the_file(text: str | bytes) -> None:
+    with pytest.raises(ParseError, match=r"^Invalid app\.json at line 1, column \d+: "):
+        parse_jsonc(text)
+    with pytest.raises(ParseError, match=r"^Invalid deploy\.jsonc at line 1, column \d+: "):
+        parse_jsonc(text, "deploy.jsonc")
+
+
+def test_size_limit_message_names_the_file() -> None:
+    with pytest.raises(ParseError) as info:
+        parse_app_json(b" " * (MAX_APP_JSON_BYTES + 1), "deploy/app.json")
+    assert str(info.value) == (
+        "Invalid deploy/app.json: file is 1048577 bytes, over the limit of 1048576 bytes (1 MiB)"
+    )
+
+
+def test_invalid_utf8_after_a_leading_newline() -> None:
+    err = error_of(b"\n\xff")
+    assert (err.line, err.column) == (2, 1)
+    err = error_of(b"\n\n  \xff")
+    assert (err.line, err.column) == (3, 3)
+
+
+@pytest.mark.parametrize("char", ["\x1c", "\x1d", "\x1e", "\x1f"])
+def test_separators_python_calls_space_are_not_go_whitespace(char: str) -> None:
+    # Python's str.strip() would strip U+001C..U+001F; Go's TrimSpace keeps them, so the file
+    # is not "empty" and does not parse.
+    assert error_of(char).detail == f"unexpected U+{ord(char):04X}, expected a value"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("/**/ {}", {}),
+        ("/***/ {}", {}),
+        ("{/**/}", {}),
+        ("[1 /* a */, /*b*/ 2]", [1, 2]),
+        ("//\n{}", {}),
+        ("{} //", {}),
+    ],
+)
+def test_shortest_comments(text: str, expected: object) -> None:
+    assert parse_jsonc(text) == expected
+
+
+def test_nesting_limit_for_objects() -> None:
+    def nested(depth: int) -> str:
+        return '{"a": ' * depth + "1" + "}" * depth
+
+    at_limit = parse_jsonc(nested(MAX_NESTING_DEPTH))
+    for _ in range(MAX_NESTING_DEPTH - 1):
+        assert isinstance(at_limit, dict)
+        at_limit = at_limit["a"]
+    assert at_limit == {"a": 1}
+    err = error_of(nested(MAX_NESTING_DEPTH + 1))
+    assert err.detail == "objects and arrays are nested more than 512 levels deep"
+    assert (err.line, err.column) == (1, 6 * MAX_NESTING_DEPTH + 1)
+
+
+def test_nesting_limit_for_objects_and_arrays_alternating() -> None:
+    def nested(pairs: int, extra: str = "") -> str:
+        return '[{"a": ' * pairs + extra + "1" + "}]" * pairs
+
+    assert parse_jsonc(nested(MAX_NESTING_DEPTH // 2)) is not None
+    err = error_of(nested(MAX_NESTING_DEPTH // 2, "["))
+    assert err.detail == "objects and arrays are nested more than 512 levels deep"
+    err = error_of(nested(MAX_NESTING_DEPTH // 2 - 1, '[{"a": {'))
+    assert err.detail == "objects and arrays are nested more than 512 levels deep"
+
+
+def test_nesting_beyond_the_stack_has_its_own_message() -> None:
+    data = b'{"a": ' + b"[" * MAX_NESTING_DEPTH + b"]" * MAX_NESTING_DEPTH + b"}"
+    budget = sys.getrecursionlimit() - len(inspect.stack()) - MAX_NESTING_DEPTH // 2
+    with pytest.raises(ParseError) as info:
+        _at_stack_depth(budget, lambda: parse_app_json(data))
+    assert info.value.detail == "objects and arrays are nested too deeply"
+
+
+@pytest.mark.parametrize(
+    ("escapes", "expected"),
+    [
+        # The edges of the high (D800..DBFF) and low (DC00..DFFF) surrogate ranges.
+        (r"\ud800\udc00", "\U00010000"),
+        (r"\ud800\udfff", "\U000103ff"),
+        (r"\udbff\udc00", "\U0010fc00"),
+        (r"\udbff\udfff", "\U0010ffff"),
+        (r"\ud7ff\udc00", "\ud7ff\ufffd"),  # not a high surrogate: two characters
+        (r"\ud800\udbff", "\ufffd\ufffd"),  # high, then high
+        (r"\ud800\ue000", "\ufffd\ue000"),  # high, then past the low range
+        (r"\udc00\udc00", "\ufffd\ufffd"),  # a low surrogate does not start a pair
+        (r"\udfff", "\ufffd"),
+        (r"\ue000", "\ue000"),
+        (r"\ud7ff", "\ud7ff"),
+    ],
+)
+def test_surrogate_range_edges(escapes: str, expected: str) -> None:
+    assert parse_jsonc(f'"{escapes}"') == expected
+
+
+def test_null_after_a_script_keeps_it_for_every_script() -> None:
+    app = parse(
+        '{"scripts": {"postdeploy": "heroku", "postdeploy": null, "dokku": {'
+        '"predeploy": "pre", "predeploy": null, "postdeploy": "post", "postdeploy": null}}}'
+    )
+    assert app == AppJson(predeploy="pre", postdeploy="post", heroku_postdeploy="heroku")
+
+
+def test_quantity_after_other_keys_is_found() -> None:
+    app = parse('{"formation": {"web": {"size": "L", "quantity": 2, "autoscaling": {}}}}')
+    assert app.formation == {"web": 2}
+
+
+@pytest.mark.parametrize(
+    ("literal", "shown"),
+    [
+        ("-1", "-1"),
+        ("-12345678901234567890123", "-12345678901234567890123"),  # 24 characters: whole
+        ("1.0000000000000000000000", "1.0000000000000000000000"),  # 24 characters: whole
+        ("1.00000000000000000000000", "1.000000000000000000..."),  # 25: the first 20, then ...
+        ("-" + "9" * 30, "-9999999999999999999..."),
+    ],
+)
+def test_bad_quantity_literal_is_shown_shortened(literal: str, shown: str) -> None:
+    err = error_of(f'{{"formation": {{"web": {{"quantity": {literal}}}}}}}')
+    assert err.detail == f"formation.web.quantity must be a non-negative integer, not {shown}"
+
+
+@pytest.mark.parametrize(
+    ("literal", "shown"),
+    [
+        ("9223372036854775808", "9223372036854775808"),
+        ("9" * 24, "9" * 24),
+        ("9" * 25, "9" * 20 + "..."),
+        ("9" * 5000, "9" * 20 + "..."),
+    ],
+)
+def test_too_large_quantity_is_shown_shortened(literal: str, shown: str) -> None:
+    err = error_of(f'{{"formation": {{"web": {{"quantity": {literal}}}}}}}')
+    assert err.detail == f"formation.web.quantity is too large ({shown})"

@@ -281,3 +281,104 @@ def test_task_timeout_only_our_errors(text: str) -> None:
 @given(st.floats(min_value=1e-6, max_value=1e9, allow_nan=False))
 def test_task_timeout_round_trip(seconds: float) -> None:
     assert options.parse_task_timeout(repr(seconds)) == seconds
+
+
+# -- edges: where a line, a quote and a shown value end ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        (b"A=\xff\nB=1\nC=2\n", 1),  # newlines after the bad byte do not count
+        (b"\nA=\xff", 2),  # nor does a newline at the very start get lost
+        (b"\n\n\nA=1\nB=\xff\n\n", 5),
+    ],
+)
+def test_env_file_invalid_utf8_line_numbers(data: bytes, line: int) -> None:
+    with pytest.raises(ParseError) as info:
+        options.parse_env_file(data, "bad.env")
+    assert info.value.message == f"Invalid bad.env at line {line}: not valid UTF-8"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("A='one' # it's a comment", "one"),
+        ("A='it''s'", None),  # a second quoted part is not joined
+        ("A='x'#c", "x"),
+        ("A=''", ""),
+        ('A="" # "quoted" comment', ""),
+        ('A="a\\\\" # \\', "a\\"),
+        ('A="tab\\t and \\x"', "tab\\t and \\x"),  # unknown escapes keep their backslash
+        ('A="\\"', None),  # the escaped quote does not close
+    ],
+)
+def test_env_file_quote_ends(text: str, expected: str | None) -> None:
+    if expected is None:
+        with pytest.raises(ParseError):
+            options.parse_env_file(text, "q.env")
+    else:
+        assert options.parse_env_file(text, "q.env") == {"A": expected}
+
+
+@pytest.mark.parametrize("text", ['A="abc\\', 'A="\\', 'A="x\\\\\\'])
+def test_env_file_trailing_backslash_is_unterminated(text: str) -> None:
+    with pytest.raises(ParseError) as info:
+        options.parse_env_file(text, "q.env")
+    assert (
+        info.value.message == "Invalid q.env at line 1: unterminated double quote in the value of A"
+    )
+
+
+def test_env_file_text_right_after_a_single_quote() -> None:
+    with pytest.raises(ParseError) as info:
+        options.parse_env_file("A='x'y", "q.env")
+    assert info.value.message == (
+        "Invalid q.env at line 1: unexpected text after the quoted value of A: 'y'"
+    )
+
+
+def test_env_file_export_with_several_spaces_or_a_tab() -> None:
+    assert options.parse_env_file("export  A=1\nexport\tB=2\n", "f") == {"A": "1", "B": "2"}
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        ("/srv/X:/data/XX", Mount("/srv/X", "/data/XX", False)),
+        ("/srv/data:/data/", Mount("/srv/data", "/data/", False)),
+    ],
+)
+def test_mount_paths_are_kept_as_given(spec: str, expected: Mount) -> None:
+    assert options.parse_mount(spec) == expected
+
+
+@pytest.mark.parametrize("target", ["//", "///", "/./", "/../", "//./"])
+def test_mount_over_root_in_any_spelling(target: str) -> None:
+    with pytest.raises(UsageError) as info:
+        options.parse_mount(f"/data:{target}")
+    assert info.value.message == f"Invalid -v value '/data:{target}': cannot mount over /"
+
+
+@pytest.mark.parametrize("path", ["/a\rb", "/a\x00b"])
+def test_mount_control_characters(path: str) -> None:
+    with pytest.raises(UsageError) as info:
+        options.parse_mount(f"/x:{path}")
+    assert info.value.message == (
+        f"Invalid -v value {f'/x:{path}'!r}: the container path contains a control character"
+    )
+
+
+@pytest.mark.parametrize(
+    ("length", "shown"),
+    [
+        (79, "K" * 79),
+        (80, "K" * 80),  # at most 80 characters are shown whole
+        (81, "K" * 77 + "..."),
+        (500, "K" * 77 + "..."),
+    ],
+)
+def test_shown_values_are_cut_after_80_characters(length: int, shown: str) -> None:
+    with pytest.raises(UsageError) as info:
+        options.parse_env_assignment("K" * length)
+    assert info.value.message == f"Invalid -e value {shown!r}: expected KEY=VALUE"

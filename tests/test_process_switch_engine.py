@@ -79,7 +79,11 @@ def test_a_failure_during_the_switch_leaves_exactly_what_ran_before(
     source = write_app(tmp_path / "src", files)
     deploy(DeployRequest(app=engine_app, source=source), root=root, output=captured.output)
     before = process_containers(docker_client, engine_app)
-    assert sorted(before) == [f"{engine_app}.web.1", f"{engine_app}.web.2", f"{engine_app}.worker.1"]
+    assert sorted(before) == [
+        f"{engine_app}.web.1",
+        f"{engine_app}.web.2",
+        f"{engine_app}.worker.1",
+    ]
 
     # The engine refuses the last rename of the switch, after the old containers stepped
     # aside and two new ones took their names.
@@ -122,3 +126,54 @@ def test_the_next_deploy_replaces_what_failed_and_killed_deploys_left(
     done = dokku(root, "deploy", engine_app, "--source", str(source))
     assert done.returncode == 0, done.stderr
     assert list(process_containers(docker_client, engine_app)) == [f"{engine_app}.web.1"]
+
+
+def test_a_stopped_old_container_that_cannot_be_renamed_is_removed(
+    docker_client: Any,
+    engine_app: str,
+    root: Path,
+    tmp_path: Path,
+    captured: Captured,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = write_app(tmp_path / "src", {"Dockerfile": DOCKERFILE, "Procfile": WEB_ONLY})
+    deploy(DeployRequest(app=engine_app, source=source), root=root, output=captured.output)
+    old = docker_client.containers.get(f"{engine_app}.web.1")
+    old.stop(timeout=1)
+    real_rename = Engine.rename
+
+    def broken_rename(self: Engine, container_id: str, name: str) -> None:
+        # What an engine that restarted says of a container whose sandbox it lost.
+        if container_id == old.id:
+            raise EngineError(
+                f"Cannot rename container {container_id[:12]} to {name}: sandbox not found"
+            )
+        real_rename(self, container_id, name)
+
+    monkeypatch.setattr(Engine, "rename", broken_rename)
+    result = deploy(DeployRequest(app=engine_app, source=source), root=root, output=captured.output)
+    assert result.ok
+    containers = process_containers(docker_client, engine_app)
+    assert list(containers) == [f"{engine_app}.web.1"]
+    assert containers[f"{engine_app}.web.1"][0] != old.id
+
+
+def test_a_running_old_container_that_cannot_be_renamed_fails_the_switch(
+    docker_client: Any,
+    engine_app: str,
+    root: Path,
+    tmp_path: Path,
+    captured: Captured,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    source = write_app(tmp_path / "src", {"Dockerfile": DOCKERFILE, "Procfile": WEB_ONLY})
+    deploy(DeployRequest(app=engine_app, source=source), root=root, output=captured.output)
+    before = process_containers(docker_client, engine_app)
+
+    def broken_rename(self: Engine, container_id: str, name: str) -> None:
+        raise EngineError(f"Cannot rename container {container_id[:12]} to {name}: refused")
+
+    monkeypatch.setattr(Engine, "rename", broken_rename)
+    with pytest.raises(EngineError, match="refused"):
+        deploy(DeployRequest(app=engine_app, source=source), root=root, output=captured.output)
+    assert process_containers(docker_client, engine_app) == before

@@ -393,3 +393,142 @@ def test_expansion_never_fails_and_keeps_command_substitution(
 ) -> None:
     expanded = expand_command(command, env, "web", port)
     assert expanded.count("$(") >= command.count("$(")
+
+
+# --- exact messages and the ${...} scanner ----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ("oops", "Invalid {} at line 1: invalid line (expected 'name: command')"),
+        (f"{'p' * 64}: run", "Invalid {} at line 1: process name over 63 characters (64)"),
+        (
+            "a: 1\na: 2",
+            "Invalid {} at line 2: process names must be unique ('a' is also on line 1)",
+        ),
+        ("web: # c", "Invalid {} at line 1: comment specified in place of command"),
+        ("web: a\nworker:\u00a0 #c", "Invalid {} at line 2: no command specified"),
+        ("# nothing", "Invalid {}: no entries found"),
+        (b"web: \xff", "Invalid {} at line 1, column 6: invalid UTF-8 (byte 0xff)"),
+    ],
+)
+def test_every_error_names_the_file(data: str | bytes, message: str) -> None:
+    with pytest.raises(ParseError) as info:
+        parse_procfile(data)
+    assert str(info.value) == message.format("Procfile")
+    with pytest.raises(ParseError) as info:
+        parse_procfile(data, "Procfile.staging")
+    assert str(info.value) == message.format("Procfile.staging")
+
+
+class EchoEnv(dict[str, str]):
+    """An env in which every name is set, to "<name>": shows exactly which names are looked up."""
+
+    def __contains__(self, name: object) -> bool:
+        return True
+
+    def __getitem__(self, name: str) -> str:
+        return f"<{name}>"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("$PORT ${PORT} $1 ${1} ${*}", "<PORT> <PORT> <1> <1> <*>"),
+        ("${10}", "<10>"),
+        ("${1x}", "<1x>"),
+        ("echo ${PORT", "echo PORT"),  # no "}": nothing is looked up, "${" is eaten
+        ("echo ${1", "echo 1"),  # the same, right at the end of the command
+        ("${", ""),
+        ("a${}b", "ab"),
+        ("a${}}b", "a}b"),  # "${}" is eaten, the second "}" stays
+        ("${}}}", "}}"),
+        ("$ {PORT}", "$ {PORT}"),
+        ("$", "$"),
+    ],
+)
+def test_which_names_are_looked_up(command: str, expected: str) -> None:
+    assert expand_command(command, EchoEnv(), "web") == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        # A "}" earlier in the command does not close a later "${".
+        ("f() { :; }; echo ${PORT}", "f() { :; }; echo 5000"),
+        ("} ${PORT}", "} 5000"),
+        ("a} ${PS} ${PORT", "a} web PORT"),
+        ("{${PORT}}", "{5000}"),
+    ],
+)
+def test_closing_brace_is_searched_after_the_opening_one(command: str, expected: str) -> None:
+    assert expand_command(command, {}, "web") == expected
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        # The documented deviation: the command is split at "$(" before expanding.
+        ("${A$(b)}", "A$(b)}"),
+        ("$$(date)", "$$(date)"),
+        ("x$(y)$", "x$(y)$"),
+    ],
+)
+def test_command_substitution_splits_before_expanding(command: str, expected: str) -> None:
+    assert expand_command(command, {"A": "no"}, "web") == expected
+
+
+def _reference_expand(text: str, mapping: EchoEnv) -> str:
+    """Go's os.Expand and getShellName, transcribed line by line (on characters, which gives
+    the same result as Go's bytes: "$", "{" and "}" never occur inside a UTF-8 sequence)."""
+    special = "*#$@!?-0123456789"
+
+    def shell_name(s: str) -> tuple[str, int]:
+        if s[0] == "{":
+            if len(s) > 2 and s[1] in special and s[2] == "}":
+                return s[1:2], 3
+            for i in range(1, len(s)):
+                if s[i] == "}":
+                    if i == 1:
+                        return "", 2
+                    return s[1:i], i + 1
+            return "", 1
+        if s[0] in special:
+            return s[0:1], 1
+        i = 0
+        while i < len(s) and (s[i] == "_" or (s[i].isascii() and s[i].isalnum())):
+            i += 1
+        return s[:i], i
+
+    buf: list[str] = []
+    i = 0
+    j = 0
+    while j < len(text):
+        if text[j] == "$" and j + 1 < len(text):
+            buf.append(text[i:j])
+            name, w = shell_name(text[j + 1 :])
+            if name == "" and w > 0:
+                pass
+            elif name == "":
+                buf.append(text[j])
+            else:
+                buf.append(mapping[name])
+            j += w
+            i = j + 1
+        j += 1
+    return "".join(buf) + text[i:]
+
+
+expansion_soup = st.lists(
+    st.sampled_from(["$", "$", "{", "}", "(", ")", "1", "*", "a", "Z", "_", " ", "-", "\u00e9"]),
+    max_size=30,
+).map("".join)
+
+
+@FAST
+@given(expansion_soup)
+def test_expansion_matches_go_os_expand(command: str) -> None:
+    env = EchoEnv()
+    expected = "$(".join(_reference_expand(piece, env) for piece in command.split("$("))
+    assert expand_command(command, env, "web") == expected

@@ -117,3 +117,33 @@ def test_default_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("XDG_DATA_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert default_root() == tmp_path / "home" / ".local" / "share" / "dokku-tasks"
+
+
+def test_the_temp_file_is_hidden_beside_the_value(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Written next to the value (so the rename cannot cross file systems) under a dot-name
+    # (so a listing of the app's properties never shows it).
+    renamed: list[tuple[Path, Path]] = []
+    real_replace = os.replace
+
+    def spy(src: str, dst: Path) -> None:
+        renamed.append((Path(src), Path(dst)))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", spy)
+    store = PropertyStore(root)
+    store.set("registry", "web", "server", "registry.example")
+    ((src, dst),) = renamed
+    assert dst == store.path("registry", "web", "server")
+    assert src.parent == dst.parent
+    assert src.name.startswith(".server.")
+
+
+def test_unset_failure_names_the_file(root: Path) -> None:
+    store = PropertyStore(root)
+    path = store.path("p", "web", "k")
+    (path / "inside").mkdir(parents=True)  # a directory where the value should be
+    with pytest.raises(PropertyError) as info:
+        store.unset("p", "web", "k")
+    assert info.value.message == f"Cannot remove property {path}: Is a directory"

@@ -138,3 +138,23 @@ def test_render() -> None:
     ]
     flag = report.ReportArgs(flag="--app-json-global-appjson-path")
     assert report.render("a", SECTION, flag) == [""]
+
+
+def test_a_bare_double_dash_is_an_app_not_a_flag() -> None:
+    assert report.parse_report_args("x:report", ["--"]) == report.ReportArgs(app="--")
+
+
+def test_flags_with_their_own_prefix() -> None:
+    # The swarm plugin's flags, for instance, need not start with the section's title.
+    assert report.info_flags(SECTION, "appjson") == [
+        "--appjson-appjson-path",
+        "--appjson-computed-appjson-path",
+        "--appjson-global-appjson-path",
+    ]
+    assert report.flag_value(SECTION, "--appjson-appjson-path", "appjson") == "app2.json"
+    with pytest.raises(UsageError) as info:
+        report.flag_value(SECTION, "--app-json-appjson-path", "appjson")
+    assert info.value.message == (
+        "Invalid flag passed, valid flags: --appjson-appjson-path, "
+        "--appjson-computed-appjson-path, --appjson-global-appjson-path"
+    )

@@ -292,3 +292,73 @@ def test_global_section(store: PropertyStore) -> None:
             ReportRow("global-task-timeout", "Scheduler global task timeout", "none", raw=""),
         ),
     )
+
+
+# -- exact messages and the registry server -------------------------------------------------
+
+
+def test_unknown_namespace_lists_the_valid_ones() -> None:
+    with pytest.raises(UsageError) as info:
+        settings.namespace("nope")
+    assert info.value.message == (
+        "Unknown settings namespace 'nope', valid: app-json, scheduler, registry"
+    )
+
+
+def test_unset_result(registry: AppRegistry) -> None:
+    settings.set_property(registry, "scheduler", "web", "shell", "/bin/ash")
+    result = settings.set_property(registry, "scheduler", "web", "shell", "")
+    assert result == settings.SetResult("scheduler", "web", "shell", "")
+    result = settings.set_property(registry, "scheduler", GLOBAL, "shell", "")
+    assert result == settings.SetResult("scheduler", GLOBAL, "shell", "")
+
+
+@pytest.mark.parametrize("value", ["X", "..X", "X/app.json", "deploy/X"])
+def test_appjson_path_names_with_other_characters(registry: AppRegistry, value: str) -> None:
+    result = settings.set_property(registry, "app-json", "web", "appjson-path", value)
+    assert result.value == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "localhost",
+        "registry.example",
+        "registry.example:5000",
+        "registry.example:5",
+        "registry.example:65535",
+        "10.0.0.1:5000",
+        "registry.example/team",
+        "registry.example:5000/team/sub_project/app-1.0",
+        "my-registry.internal",
+    ],
+)
+def test_registry_server_valid(registry: AppRegistry, store: PropertyStore, value: str) -> None:
+    result = settings.set_property(registry, "registry", "web", "server", value)
+    assert result == settings.SetResult("registry", "web", "server", value)
+    assert store.get("registry", "web", "server") == value
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "Registry.Example",  # references are lower case
+        "registry.example:",
+        "registry.example:123456",
+        "registry.example:port",
+        "registry.example/",
+        "registry.example/team/",
+        "registry.example//team",
+        "https://registry.example",
+        "registry example",
+        "registry.example\n",
+        "user@registry.example",
+    ],
+)
+def test_registry_server_invalid(registry: AppRegistry, store: PropertyStore, value: str) -> None:
+    with pytest.raises(PropertyError) as info:
+        settings.set_property(registry, "registry", "web", "server", value)
+    assert info.value.message == (
+        f"Invalid registry {value!r}: expected HOST[:PORT][/PATH], e.g. registry.example:5000"
+    )
+    assert store.get("registry", "web", "server") == ""

@@ -43,7 +43,7 @@ def test_a_signal_after_application_deployed_keeps_the_deploy_a_success(
     assert "interrupted" not in second.stderr
     [warning] = second.stderr.splitlines()
     assert warning.startswith(" !     Clean-up: The Docker engine did not finish ")
-    assert warning.endswith("removed by the next deploy")
+    assert warning.endswith("; the next deploy removes what they left")
     web = docker_client.containers.get(f"{engine_app}.web.1")
     assert web.status == "running"
     assert web.image.id == docker_client.images.get(f"dokku/{engine_app}:latest").id

@@ -190,10 +190,8 @@ class DockerLocalScheduler:
             # The switch: old containers step aside, then the new ones take their names.
             holders = {c.name: c for c in current}
             for name in names:
-                if name in holders:
-                    retired = f"{name}.retired-{suffix}"
-                    self.engine.rename(holders[name].id, retired)
-                    displaced.append((holders[name], retired))
+                if name in holders and self._step_aside(holders[name], f"{name}.retired-{suffix}"):
+                    displaced.append((holders[name], f"{name}.retired-{suffix}"))
             for container_id, name in started:
                 self.engine.rename(container_id, name)
         except BaseException as error:
@@ -204,6 +202,22 @@ class DockerLocalScheduler:
         for container in current:
             self.engine.remove_later(container.id, stop_first=True)
         return tuple(names)
+
+    def _step_aside(self, old: ContainerInfo, retired: str) -> bool:
+        """Rename ``old`` out of the way; ``False`` when it had to be removed instead.
+
+        An engine that restarted can hold a stopped container it cannot rename ("sandbox not
+        found"): it serves nothing, so it is removed rather than left to block every deploy.
+        A running one that cannot be renamed fails the switch.
+        """
+        try:
+            self.engine.rename(old.id, retired)
+        except EngineError:
+            if self.engine.state(old.id).get("Running"):
+                raise
+            self.engine.remove(old.id)
+            return False
+        return True
 
     def _refuse_taken_names(
         self, app: str, names: Sequence[str], current: Sequence[ContainerInfo]
