@@ -529,6 +529,9 @@ class _AppJsonReader:
             return current
         if not isinstance(member.value, str):
             raise self._type_error(path, "a string", member)
+        if "\x00" in member.value:
+            # No command line can carry it: refused here rather than by the container's exec.
+            raise self.parser.error(f"{path} contains a NUL character", member.offset)
         return member.value
 
     def _scripts(self, member: _Member) -> None:

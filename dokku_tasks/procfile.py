@@ -75,6 +75,8 @@ def parse_procfile(data: bytes | str, filename: str = "Procfile") -> Procfile:
             raise ParseError(filename, "comment specified in place of command", line=number)
         if not command:
             raise ParseError(filename, "no command specified", line=number)
+        if "\x00" in command:
+            raise ParseError(filename, "the command contains a NUL character", line=number)
         entries.append(ProcfileEntry(name=name, command=command, line=number))
     if not entries:
         raise ParseError(filename, "no entries found")

@@ -932,3 +932,17 @@ def test_bad_quantity_literal_is_shown_shortened(literal: str, shown: str) -> No
 def test_too_large_quantity_is_shown_shortened(literal: str, shown: str) -> None:
     err = error_of(f'{{"formation": {{"web": {{"quantity": {literal}}}}}}}')
     assert err.detail == f"formation.web.quantity is too large ({shown})"
+
+
+@pytest.mark.parametrize(
+    "path", ["scripts.dokku.predeploy", "scripts.dokku.postdeploy", "scripts.postdeploy"]
+)
+def test_a_script_with_a_nul_character_is_refused(path: str) -> None:
+    *parents, name = path.split(".")
+    document: dict[str, object] = {name: "echo \u0000 done"}
+    for parent in reversed(parents):
+        document = {parent: document}
+    with pytest.raises(ParseError) as failure:
+        parse_app_json(json.dumps(document).encode())
+    assert failure.value.message.endswith(f": {path} contains a NUL character")
+    assert "\x00" not in failure.value.message

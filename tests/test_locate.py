@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from dokku_tasks import locate
-from dokku_tasks.errors import SourceError
+from dokku_tasks.errors import FileTooLargeError, SourceError
 
 # -- clean_relative ---------------------------------------------------------------------------
 
@@ -29,6 +29,8 @@ from dokku_tasks.errors import SourceError
         ("a/b/../../app.json", "app.json"),
         ("..app.json", "..app.json"),  # a name that starts with two dots is not ".."
         ("...", "..."),
+        ("X", "X"),
+        ("/X/", "X"),
         ("deploy/..", "."),
         (".", "."),
     ],
@@ -236,6 +238,7 @@ def test_image_symlinks_inside_the_workdir_are_followed(workdir: str, resolved: 
         ("/app/", "/ap", "/app"),
         ("/srv/app", "/srv/other/app.json", "/srv/app"),
         ("/srv//app/", "/srv/app2", "/srv/app"),
+        ("/srvX", "/srv/app.json", "/srvX"),
     ],
 )
 def test_image_symlinks_leading_out_of_the_workdir_are_refused(
@@ -282,3 +285,43 @@ def test_image_errors_name_what_was_asked_for() -> None:
     with pytest.raises(SourceError) as info:
         locate.read_image_file("/app", "", image.read, "Procfile path")
     assert info.value.message == "The Procfile path is empty"
+
+
+def test_a_tree_that_cannot_be_resolved_is_a_source_error(tmp_path: Path) -> None:
+    base = tmp_path / "loop"
+    base.symlink_to(base)
+    with pytest.raises(SourceError) as info:
+        locate.read_source_file(base, "app.json")
+    assert info.value.message == f"Cannot read {base}/app.json: Too many levels of symbolic links"
+
+
+def test_a_read_failure_names_the_path_as_given(
+    tree: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def refuse(path: Path, limit: int, filename: str, shown: object = None) -> bytes:
+        raise PermissionError(13, "Permission denied", str(path))
+
+    (tree / "link.json").symlink_to("deploy/app.json")
+    monkeypatch.setattr(locate, "read_limited", refuse)
+    with pytest.raises(SourceError) as info:
+        locate.read_source_file(tree, "link.json")
+    assert info.value.message == f"Cannot read {tree.resolve()}/link.json: Permission denied"
+
+
+def test_image_file_limit_and_name_can_be_given() -> None:
+    image = FakeImage("/app", {"app.json": ("file", b"123456", "/app/app.json")})
+    assert locate.read_image_file("/app", "app.json", image.read, limit=6) == b"123456"
+    with pytest.raises(FileTooLargeError) as info:
+        locate.read_image_file("/app", "app.json", image.read, limit=5, filename="x.json")
+    assert info.value.message == (
+        "Invalid x.json: /app/app.json in the image is 6 bytes, over the limit of 5 bytes (5 bytes)"
+    )
+
+
+def test_procfile_limit_can_be_given(tree: Path) -> None:
+    (tree / "Procfile").write_bytes(b"web: x")
+    assert locate.read_source_file(tree, "Procfile", "Procfile path", limit=6) == b"web: x"
+    with pytest.raises(
+        FileTooLargeError, match=r"^Invalid Procfile: .* is 6 bytes, over the limit of 5"
+    ):
+        locate.read_source_file(tree, "Procfile", "Procfile path", limit=5)

@@ -382,3 +382,19 @@ def test_shown_values_are_cut_after_80_characters(length: int, shown: str) -> No
     with pytest.raises(UsageError) as info:
         options.parse_env_assignment("K" * length)
     assert info.value.message == f"Invalid -e value {shown!r}: expected KEY=VALUE"
+
+
+@pytest.mark.parametrize(
+    ("value", "quoted"),
+    [
+        ("plain", '"plain"'),
+        ("back\\slash", '"back\\\\slash"'),
+        ("\\", '"\\\\"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("two\nlines", '"two\\nlines"'),
+        ("\\n is not a newline", '"\\\\n is not a newline"'),
+    ],
+)
+def test_quote_env_value_reads_back(value: str, quoted: str) -> None:
+    assert options.quote_env_value(value) == quoted
+    assert options.parse_env_file(f"A={quoted}", "f") == {"A": value}

@@ -207,8 +207,9 @@ def _valid_command(command: str) -> bool:
     )
 
 
+# A NUL is refused (no command line can carry it); see test_a_command_with_a_nul_character...
 command_texts = (
-    st.text(st.characters(codec="utf-8", exclude_characters="\n"), min_size=1)
+    st.text(st.characters(codec="utf-8", exclude_characters="\n\x00"), min_size=1)
     .map(lambda s: s.strip(GO_WHITESPACE))
     .filter(_valid_command)
 )
@@ -239,9 +240,9 @@ def test_round_trip(
 
 # A comment that is all white space vanishes when the line is trimmed, leaving a bare "#" that
 # the trailing-comment pattern (which needs text after the "#") rightly keeps.
-comment_texts = st.text(st.characters(codec="utf-8", exclude_characters="\n#/"), min_size=1).filter(
-    lambda text: text.strip(GO_WHITESPACE) != ""
-)
+comment_texts = st.text(
+    st.characters(codec="utf-8", exclude_characters="\n#/\x00"), min_size=1
+).filter(lambda text: text.strip(GO_WHITESPACE) != "")
 
 
 @FAST
@@ -532,3 +533,12 @@ def test_expansion_matches_go_os_expand(command: str) -> None:
     env = EchoEnv()
     expected = "$(".join(_reference_expand(piece, env) for piece in command.split("$("))
     assert expand_command(command, env, "web") == expected
+
+
+def test_a_command_with_a_nul_character_is_refused() -> None:
+    # No command line can carry a NUL: refused with its line, never handed to a container.
+    with pytest.raises(ParseError) as failure:
+        parse_procfile(b"web: sleep 1\nrelease: echo \x00 done\n")
+    assert failure.value.message == (
+        "Invalid Procfile at line 2: the command contains a NUL character"
+    )

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from dokku_tasks.errors import PropertyError
-from dokku_tasks.properties import GLOBAL, PropertyStore, default_root
+from dokku_tasks.properties import GLOBAL, MAX_PROPERTY_BYTES, PropertyStore, default_root
 
 
 def test_layout_and_raw_value(root: Path) -> None:
@@ -147,3 +147,36 @@ def test_unset_failure_names_the_file(root: Path) -> None:
     with pytest.raises(PropertyError) as info:
         store.unset("p", "web", "k")
     assert info.value.message == f"Cannot remove property {path}: Is a directory"
+
+
+def test_a_directory_in_place_of_a_value_is_named(root: Path) -> None:
+    store = PropertyStore(root)
+    path = store.path("p", "web", "k")
+    path.mkdir(parents=True)
+    with pytest.raises(PropertyError) as info:
+        store.get("p", "web", "k")
+    assert info.value.message == f"Cannot read property file {path}: Is a directory"
+
+
+def test_a_file_in_place_of_a_directory_is_named(root: Path) -> None:
+    store = PropertyStore(root)
+    (root / "config" / "p").mkdir(parents=True)
+    (root / "config" / "p" / "web").write_text("not a directory")
+    path = store.path("p", "web", "k")
+    with pytest.raises(PropertyError) as info:
+        store.get("p", "web", "k")
+    assert info.value.message == f"Cannot read property file {path}: Not a directory"
+
+
+def test_a_value_of_exactly_the_limit_is_read(root: Path) -> None:
+    store = PropertyStore(root)
+    path = store.path("p", "web", "k")
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"v" * MAX_PROPERTY_BYTES)
+    assert store.get("p", "web", "k") == "v" * MAX_PROPERTY_BYTES
+    path.write_bytes(b"v" * (MAX_PROPERTY_BYTES + 1))
+    with pytest.raises(PropertyError) as info:
+        store.get("p", "web", "k")
+    assert info.value.message == (
+        f"Property file {path} is over the limit of {MAX_PROPERTY_BYTES} bytes (1 MiB)"
+    )

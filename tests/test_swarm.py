@@ -81,7 +81,8 @@ class _NoSwarmEngine(_RecordingEngine):
 
 def test_a_deploy_on_an_engine_without_a_swarm_stops_before_any_task() -> None:
     from dokku_tasks.errors import EngineError
+    from dokku_tasks.scheduling import TaskOwner
 
     scheduler = SwarmScheduler(_NoSwarmEngine())  # type: ignore[arg-type]
     with pytest.raises(EngineError, match="needs an engine that manages an active swarm"):
-        scheduler.remove_stale_tasks("web")
+        scheduler.remove_stale_tasks("web", TaskOwner("/state"))
