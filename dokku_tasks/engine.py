@@ -79,7 +79,8 @@ class Engine:
         self.where = where
         # Removing a finished container and retiring an old one need not hold up the next
         # step: one background worker does them, and close() waits for all of it.
-        self._janitor = _Janitor()
+        # Two lanes: container removals, and image pruning (which need not wait for them).
+        self._janitors = {lane: _Janitor(lane) for lane in ("containers", "images")}
         self._pending: list[concurrent.futures.Future[None]] = []
         self._interruption = interruption or Interruption()
         self._interruption.listen(self._shorten_requests)
@@ -181,11 +182,15 @@ class Engine:
                 # Every container queued here is a task or an old process of the app.
                 raise EngineError(f"{exc.message}; the next deploy removes it") from exc
 
-        self._pending.append(self._janitor.submit(retire))
+        self._pending.append(self._janitors["containers"].submit(retire))
 
-    def later(self, step: Callable[[], None]) -> None:
-        """Queue a clean-up step (an image prune, say) behind the removals; close() waits."""
-        self._pending.append(self._janitor.submit(step))
+    def later(self, step: Callable[[], None], lane: str = "containers") -> None:
+        """Queue a clean-up step; close() waits for it.
+
+        Steps of one ``lane`` run in order: ``containers`` (behind the removals) or ``images``
+        (beside them).
+        """
+        self._pending.append(self._janitors[lane].submit(step))
 
     # -- images -----------------------------------------------------------------------------
 
@@ -528,11 +533,12 @@ class Engine:
         still uses or another image is built on (the engine refuses those).  Removing an image
         also removes the untagged layers it was built from that nothing else uses.
         """
-        kept = {image_id for ref in keep if (image_id := self.image_id(ref)) is not None}
         ours = f"dokku/{app}:"
         with _engine_errors(f"Cannot list the images of {app}"):
             listed = self._api.images(filters={"label": f"{APP_LABEL}={app}"})
             listed += self._api.images(name=f"dokku/{app}")
+        wanted = set(keep)
+        kept = {str(i["Id"]) for i in listed if wanted & set(i.get("RepoTags") or ())}
         removed = 0
         seen: set[str] = set()
         # Newest first: a committed image goes before the image it was committed from.
@@ -880,7 +886,8 @@ class _Janitor:
     process alive after the command is done with it.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, lane: str) -> None:
+        self._name = f"engine-janitor-{lane}"
         self._queue: queue.SimpleQueue[
             tuple[Callable[[], None], concurrent.futures.Future[None]]
         ] = queue.SimpleQueue()
@@ -890,7 +897,7 @@ class _Janitor:
         future: concurrent.futures.Future[None] = concurrent.futures.Future()
         self._queue.put((step, future))
         if self._thread is None:
-            self._thread = threading.Thread(target=self._work, name="engine-janitor", daemon=True)
+            self._thread = threading.Thread(target=self._work, name=self._name, daemon=True)
             self._thread.start()
         return future
 

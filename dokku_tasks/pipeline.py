@@ -357,7 +357,8 @@ class _Deploy:
                 self.engine.untag(f"{repository}:{FAILED_TAG}")
             self.engine.prune_images(self.app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
 
-        self.engine.later(keep_and_prune)
+        # Beside the retirement of the old containers: an image they still use is kept anyway.
+        self.engine.later(keep_and_prune, lane="images")
 
     def _result(self, error: BaseException | None) -> DeployResult:
         if error is None:

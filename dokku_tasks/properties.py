@@ -61,12 +61,13 @@ class PropertyStore:
         except OSError as exc:
             raise PropertyError(f"Cannot read property file {path}: {exc.strerror}") from exc
         try:
+            # Checked on the descriptor: os.fdopen refuses a directory but leaves it open.
+            mode = os.fstat(fd).st_mode
+            if not stat.S_ISREG(mode):
+                os.close(fd)
+                reason = os.strerror(errno.EISDIR) if stat.S_ISDIR(mode) else "not a regular file"
+                raise PropertyError(f"Cannot read property file {path}: {reason}")
             with os.fdopen(fd, "rb") as handle:
-                mode = os.fstat(handle.fileno()).st_mode
-                if stat.S_ISDIR(mode):
-                    raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR))
-                if not stat.S_ISREG(mode):
-                    raise PropertyError(f"Cannot read property file {path}: not a regular file")
                 data = handle.read(MAX_PROPERTY_BYTES + 1)
             if len(data) > MAX_PROPERTY_BYTES:
                 raise PropertyError(

@@ -325,3 +325,15 @@ def test_procfile_limit_can_be_given(tree: Path) -> None:
         FileTooLargeError, match=r"^Invalid Procfile: .* is 6 bytes, over the limit of 5"
     ):
         locate.read_source_file(tree, "Procfile", "Procfile path", limit=5)
+
+
+def test_a_relative_tree_from_a_deleted_directory_is_a_source_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = tmp_path / "gone"
+    gone.mkdir()
+    monkeypatch.chdir(gone)
+    gone.rmdir()  # the working directory no longer exists, so "src" cannot be resolved
+    with pytest.raises(SourceError) as info:
+        locate.read_source_file(Path("src"), "app.json")
+    assert info.value.message == "Cannot read src/app.json: No such file or directory"

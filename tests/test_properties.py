@@ -180,3 +180,15 @@ def test_a_value_of_exactly_the_limit_is_read(root: Path) -> None:
     assert info.value.message == (
         f"Property file {path} is over the limit of {MAX_PROPERTY_BYTES} bytes (1 MiB)"
     )
+
+
+def test_a_property_that_cannot_be_read_leaves_no_descriptor_open(tmp_path: Path) -> None:
+    store = PropertyStore(tmp_path)
+    (tmp_path / "config" / "app-json" / "web" / "appjson-path").mkdir(parents=True)
+    fifo = tmp_path / "config" / "app-json" / "web" / "other"
+    os.mkfifo(fifo)
+    before = len(os.listdir("/proc/self/fd"))
+    for name in ("appjson-path", "other") * 3:
+        with pytest.raises(PropertyError):
+            store.get("app-json", "web", name)
+    assert len(os.listdir("/proc/self/fd")) == before
