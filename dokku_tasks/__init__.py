@@ -10,14 +10,17 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from .api import create_app, destroy_app, get_setting, list_apps, set_setting
     from .errors import (
         AppNotFoundError,
+        DeployRefusedError,
         DokkuTasksError,
         ParseError,
         PluginError,
         TaskFailedError,
         TaskTimeoutError,
     )
+    from .hooks import Hooks
     from .hookspecs import hookimpl
     from .manager import get_plugin_manager
     from .models import (
@@ -25,6 +28,7 @@ if TYPE_CHECKING:
         ContainerOptions,
         DeployContext,
         DeployResult,
+        HostStep,
         ImageInfo,
         Mount,
         Procfile,
@@ -36,6 +40,7 @@ if TYPE_CHECKING:
     from .output import Output
     from .pipeline import DeployRequest, deploy
     from .properties import PropertyStore
+    from .settings import Namespace, Property
 
 __version__ = "0.1.0"
 
@@ -44,15 +49,20 @@ __all__ = [
     "AppNotFoundError",
     "ContainerOptions",
     "DeployContext",
+    "DeployRefusedError",
     "DeployRequest",
     "DeployResult",
     "DokkuTasksError",
+    "Hooks",
+    "HostStep",
     "ImageInfo",
     "Mount",
+    "Namespace",
     "Output",
     "ParseError",
     "PluginError",
     "Procfile",
+    "Property",
     "PropertyStore",
     "ReportRow",
     "ReportSection",
@@ -61,13 +71,26 @@ __all__ = [
     "TaskResult",
     "TaskTimeoutError",
     "__version__",
+    "create_app",
     "deploy",
+    "destroy_app",
     "get_plugin_manager",
+    "get_setting",
     "hookimpl",
+    "list_apps",
+    "set_setting",
 ]
 
 # Which module each public name comes from; everything else is a model or an error.
 _HOMES = {
+    "create_app": "api",
+    "destroy_app": "api",
+    "get_setting": "api",
+    "list_apps": "api",
+    "set_setting": "api",
+    "Hooks": "hooks",
+    "Namespace": "settings",
+    "Property": "settings",
     "hookimpl": "hookspecs",
     "get_plugin_manager": "manager",
     "deploy": "pipeline",
@@ -84,3 +107,7 @@ def __getattr__(name: str) -> Any:
     value = getattr(importlib.import_module(f".{module}", __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

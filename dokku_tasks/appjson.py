@@ -1,8 +1,10 @@
 """Parse app.json the way Dokku reads it, keeping the parts deployment tasks use.
 
-Dokku runs the file through tailscale/hujson (JSON with comments and trailing commas) and then
-Go's ``encoding/json``.  This module does both steps itself, with a small hand-written JSONC
-parser, so that every error can name the line and column it happened at.
+Dokku reads the file with tailscale/hujson's ``Standardize``, which turns JSONC (JSON with
+comments and trailing commas) into plain JSON by overwriting comments and trailing commas with
+spaces, and then with Go's ``encoding/json``.  This module does the same: :func:`_standardize`
+blanks them (keeping every newline, so lines and columns stay where they were), and Python's
+``json`` module parses the result.
 
 What is honoured, as Dokku honours it:
 
@@ -19,8 +21,10 @@ quietly replace it), and an empty or whitespace-only script counts as absent.
 from __future__ import annotations
 
 import codecs
+import json
 import re
-from typing import NamedTuple, TypeAlias
+import string
+from typing import Any, NoReturn, TypeAlias
 
 from .errors import ParseError
 from .models import AppJson
@@ -55,29 +59,48 @@ JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, J
 # The largest value Go's ``int`` holds on the 64-bit hosts Dokku runs on.
 _MAX_GO_INT = 2**63 - 1
 
-_NOT_WHITESPACE = re.compile(r"[^ \t\r\n]")
-_STRING_RUN = re.compile(r'[^"\\\x00-\x1f]+')
-_HEX4 = re.compile(r"[0-9A-Fa-f]{4}")
+# What the standardizer looks at; everything between these is left to the json module.  A string
+# ends at its line's end (JSON strings hold no raw line break), so an unclosed one is found here.
+_TOKEN = re.compile(
+    r'(?P<string>"[^"\\\r\n]*(?:\\[^\r\n][^"\\\r\n]*)*(?P<closed>")?)'
+    r"|(?P<comment>//[^\n]*|/\*[\s\S]*?\*/)"
+    r"|(?P<slash>/\*?)"
+    r"|(?P<open>[\[{])"
+    r"|(?P<close>[\]}])"
+)
+# A comma with nothing but whitespace before a closing bracket, after a value (not after
+# ``[``, ``{``, ``:`` or another comma).  Strings are matched whole so that their commas stay.
+_TRAILING_COMMA = re.compile(
+    r'"[^"\\]*(?:\\.[^"\\]*)*"'
+    r"|(?<=[^ \t\r\n,:\[{])([ \t\r\n]*),(?=[ \t\r\n]*[\]}])"
+)
+# A ``\u`` escape of a UTF-16 surrogate that is not part of a pair (Go decodes it to U+FFFD).
+_HEX2 = "[0-9a-fA-F]{2}"
+_ESCAPE = re.compile(
+    rf"\\(?:u[dD][89abAB]{_HEX2}\\u[dD][c-fC-F]{_HEX2}|(u[dD][89a-fA-F]{_HEX2})|.)"
+)
+_CONSTANT = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"|(?P<word>NaN|Infinity)')
+_NOT_NEWLINE = re.compile(r"[^\n]")
+_SPACE = re.compile(r"[ \t\r\n]*")
+_NUMBER = re.compile(r"-?[0-9][-+.0-9eE]*|-")
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_WORD_CHARACTERS = "+-.0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ_abcdefghijklmnopqrstuvwxyz"
 _PLAIN_KEY = re.compile(r"[\w-]+")
-# Deliberately looser than JSON's grammar, so that a malformed number gets a precise message.
-_NUMBER = re.compile(r"(-?)([0-9]*)(\.[0-9]*)?([eE][+-]?[0-9]*)?")
-_ESCAPES = {
-    '"': '"',
-    "\\": "\\",
-    "/": "/",
-    "b": "\b",
-    "f": "\f",
-    "n": "\n",
-    "r": "\r",
-    "t": "\t",
+
+# What the json module's messages mean.
+_EXPECTED = {
+    "Expecting value": "a value",
+    "Expecting property name enclosed in double quotes": "a string key or '}'",
+    "Expecting ':' delimiter": "':'",
+    "Expecting ',' delimiter": "','",
 }
-_LITERALS: dict[str, bool | None] = {"null": None, "true": True, "false": False}
 
 # Go's encoding/json folds a key by upper-casing ASCII and mapping every other rune r to
-# ToUpper(ToLower(r)).  Only these four non-ASCII letters fold onto ASCII, so they are the only
-# ones that can match the (ASCII) field names Dokku declares.
-_GO_FOLD_TO_ASCII = {"\u212a": "K", "\u017f": "S", "\u0131": "I", "\u0130": "I"}
+# ToUpper(ToLower(r)).  Only four non-ASCII letters fold onto ASCII, so they are the only ones
+# that can match the (ASCII) field names Dokku declares; other characters can stay as they are.
+_GO_FOLD = str.maketrans(
+    string.ascii_lowercase + "\u212a\u017f\u0131\u0130", string.ascii_uppercase + "KSII"
+)
 
 
 def decode_utf8(data: bytes, filename: str) -> str:
@@ -107,9 +130,8 @@ def parse_jsonc(data: bytes | str, filename: str = "app.json") -> JSONValue:
     error raises :class:`ParseError` with the 1-based line and column of the offending character.
     """
     text = decode_utf8(data, filename) if isinstance(data, bytes) else data
-    node, _ = _Parser(text, filename).document()
-    # No RecursionError guard needed here: _to_python nests no deeper than the parser just did.
-    return _to_python(node)
+    value: JSONValue = _parse(text, filename, None)[1]
+    return value
 
 
 def parse_app_json(data: bytes, filename: str = "app.json") -> AppJson:
@@ -134,294 +156,152 @@ def parse_app_json(data: bytes, filename: str = "app.json") -> AppJson:
     # Dokku checks strings.TrimSpace(content) == "" before parsing, with Go's idea of space.
     if not text.strip(GO_WHITESPACE):
         return AppJson()
-    parser = _Parser(text, filename)
-    root, offset = parser.document()
-    if root is None:
-        return AppJson()
-    if not isinstance(root, _Object):
-        raise parser.error(f"top level must be an object, not {_a(_type_name(root))}", offset)
-    return _AppJsonReader(parser).read(root)
+    text, root = _parse(text, filename, _Object)
+    return _Reader(text, filename).read(root)
 
 
 # --------------------------------------------------------------------------------------------
-# The JSONC parser
+# JSONC to JSON, and JSON to Python
 # --------------------------------------------------------------------------------------------
 
 
-class _Object:
-    """A JSON object as written: every member in order, duplicates kept.
+def _standardize(text: str) -> tuple[str, tuple[str, int] | None]:
+    """``text`` with comments and trailing commas overwritten with spaces (newlines kept).
 
-    Go decodes duplicates one after the other into the same struct field, so reading app.json
-    needs the members themselves, not a dict.
+    Also finds the first problem the json module would not report well, as a detail and an
+    offset: an unterminated string or block comment, a ``/`` that starts no comment, or nesting
+    deeper than :data:`MAX_NESTING_DEPTH` (which would exhaust the stack).  The text is cut off
+    there, so that a syntax error before it is still reported first.  Lone surrogate escapes
+    become ``\\ufffd`` (Go decodes them to U+FFFD; Python would keep them).
     """
+    pieces: list[str] = []
+    done = depth = 0
+    problem: tuple[str, int] | None = None
+    for match in _TOKEN.finditer(text):
+        kind, token, start = match.lastgroup, match.group(), match.start()
+        if kind == "open":
+            depth += 1
+            if depth > MAX_NESTING_DEPTH:
+                detail = f"objects and arrays are nested more than {MAX_NESTING_DEPTH} levels deep"
+                problem = (detail, start)
+        elif kind == "close":
+            depth -= 1
+        elif kind == "slash":
+            problem = ("unexpected '/' (a comment starts with // or /*)", start)
+            if token == "/*":
+                problem = ("unterminated /* comment", start)
+        elif kind == "string" and match.group("closed") is None:
+            problem = ("unterminated string", start)
+        elif kind == "comment" or "\\u" in token:
+            pieces += (text[done:start], _blank_or_fix(token))
+            done = match.end()
+        if problem is not None:
+            text = text[:start]
+            break
+    pieces.append(text[done:])
+    return _TRAILING_COMMA.sub(_blank_trailing_comma, "".join(pieces)), problem
 
-    __slots__ = ("members",)
 
-    def __init__(self, members: list[_Member]) -> None:
-        self.members = members
-
-
-_Node: TypeAlias = "bool | int | float | str | list[_Node] | _Object | None"
+def _blank_or_fix(token: str) -> str:
+    if token[0] == '"':
+        return _ESCAPE.sub(lambda m: "\\ufffd" if m.group(1) else m.group(), token)
+    return _NOT_NEWLINE.sub(" ", token)
 
 
-class _Member(NamedTuple):
-    key: str
-    value: _Node
-    #: Where the value starts in the text, for the position of a type error.
-    offset: int
+def _blank_trailing_comma(match: re.Match[str]) -> str:
+    return match.group() if match.group(1) is None else match.group(1) + " "
 
 
-class _Parser:
-    """Recursive descent over one JSONC text; ``pos`` is an index into ``text``.
+def _parse(text: str, filename: str, pairs_hook: Any) -> tuple[str, Any]:
+    """The standardized ``text`` and what the json module makes of it (objects built by
+    ``pairs_hook``, a dict if it is ``None``)."""
+    standard, problem = _standardize(text)
+    decoder = json.JSONDecoder(
+        object_pairs_hook=pairs_hook, parse_int=_int, parse_constant=_refuse_constant
+    )
+    try:
+        value = decoder.decode(standard)
+    except json.JSONDecodeError as exc:
+        # The standardized text stops at the problem: an error before it is reported first.
+        if problem is None or exc.pos < len(standard):
+            raise _syntax_error(standard, filename, exc.msg, exc.pos) from None
+    except _ConstantError:
+        # The first NaN or Infinity outside a string is the one the decoder stopped at.
+        word = next(m for m in _CONSTANT.finditer(standard) if m.lastgroup)
+        detail = f"unexpected word {word.group()!r}, expected a value"
+        raise _error(standard, filename, detail, word.start()) from None
+    except RecursionError:
+        # Only when the caller's own stack is already deep: MAX_NESTING_DEPTH keeps the json
+        # module itself well inside Python's recursion limit.
+        raise ParseError(filename, "objects and arrays are nested too deeply") from None
+    if problem is not None:
+        raise _error(standard, filename, *problem)
+    return standard, value
 
-    Only offsets are tracked while parsing; an error turns its offset into a line and column.
-    """
 
-    def __init__(self, text: str, filename: str) -> None:
-        self.text = text
-        self.filename = filename
-        self.pos = 0
-
-    def line_column(self, offset: int) -> tuple[int, int]:
-        """The 1-based line and column (counted in characters) of ``offset``."""
-        line = self.text.count("\n", 0, offset) + 1
-        column = offset - (self.text.rfind("\n", 0, offset) + 1) + 1
-        return line, column
-
-    def error(self, detail: str, offset: int) -> ParseError:
-        """A :class:`ParseError` pointing at ``offset``."""
-        return ParseError(self.filename, detail, *self.line_column(offset))
-
-    def unexpected(self, expected: str, opened_at: int | None = None) -> ParseError:
-        """The error for whatever sits at ``pos`` when ``expected`` should be there.
-
-        At the end of the input, ``opened_at`` (the unclosed ``{`` or ``[``) is named too.
-        """
-        found = self.text[self.pos : self.pos + 1]
-        detail = f"unexpected {_describe(found)}, expected {expected}"
-        if opened_at is not None and not found:
-            line, column = self.line_column(opened_at)
-            detail += f" to close the one opened at line {line}, column {column}"
-        return self.error(detail, self.pos)
-
-    def document(self) -> tuple[_Node, int]:
-        """Parse the whole text as one value; returns it and the offset where it starts."""
-        self.skip()
-        start = self.pos
-        try:
-            # The same three-way dispatch appears in _object and _array: a helper function
-            # would put a second Python frame on the stack for every nesting level.
-            char = self.text[start : start + 1]
-            value: _Node = (
-                self._object(1)
-                if char == "{"
-                else self._array(1)
-                if char == "["
-                else self._scalar()
-            )
-        except RecursionError:
-            # Only reachable when the caller's own stack is already deep: MAX_NESTING_DEPTH
-            # keeps the parser itself well inside Python's recursion limit.
-            raise self.error("objects and arrays are nested too deeply", self.pos) from None
-        self.skip()
-        if self.pos < len(self.text):
-            found = _describe(self.text[self.pos])
-            raise self.error(f"unexpected {found} after the end of the top-level value", self.pos)
-        return value, start
-
-    def skip(self) -> None:
-        """Move ``pos`` past whitespace and comments."""
-        text = self.text
-        pos = self.pos
-        while True:
-            match = _NOT_WHITESPACE.search(text, pos)
-            pos = match.start() if match is not None else len(text)
-            if not text.startswith("/", pos):
-                break
-            if text.startswith("//", pos):
-                newline = text.find("\n", pos)
-                pos = len(text) if newline < 0 else newline + 1
-            elif text.startswith("/*", pos):
-                close = text.find("*/", pos + 2)
-                if close < 0:
-                    raise self.error("unterminated /* comment", pos)
-                pos = close + 2
-            else:
-                raise self.error("unexpected '/' (a comment starts with // or /*)", pos)
-        self.pos = pos
-
-    def _check_depth(self, depth: int) -> None:
-        if depth > MAX_NESTING_DEPTH:
-            raise self.error(
-                f"objects and arrays are nested more than {MAX_NESTING_DEPTH} levels deep",
-                self.pos,
-            )
-
-    def _object(self, depth: int) -> _Object:
-        self._check_depth(depth)
-        text = self.text
-        opened_at = self.pos
-        self.pos += 1
-        members: list[_Member] = []
-        while True:
-            self.skip()
-            char = text[self.pos : self.pos + 1]
-            if char == "}":
-                self.pos += 1
-                return _Object(members)
-            if char != '"':
-                raise self.unexpected("a string key or '}'", opened_at)
-            key = self._string()
-            self.skip()
-            if not text.startswith(":", self.pos):
-                raise self.unexpected(f"':' after the key {key!r}", opened_at)
-            self.pos += 1
-            self.skip()
-            offset = self.pos
-            char = text[offset : offset + 1]
-            value: _Node = (
-                self._object(depth + 1)
-                if char == "{"
-                else self._array(depth + 1)
-                if char == "["
-                else self._scalar(opened_at)
-            )
-            members.append(_Member(key, value, offset))
-            self.skip()
-            char = text[self.pos : self.pos + 1]
-            if char == "}":
-                self.pos += 1
-                return _Object(members)
-            if char != ",":
-                raise self.unexpected("',' or '}'", opened_at)
-            # After a comma the loop accepts '}' as well: hujson allows one trailing comma.
-            self.pos += 1
-
-    def _array(self, depth: int) -> list[_Node]:
-        self._check_depth(depth)
-        text = self.text
-        opened_at = self.pos
-        self.pos += 1
-        items: list[_Node] = []
-        while True:
-            self.skip()
-            char = text[self.pos : self.pos + 1]
-            if char == "]":
-                self.pos += 1
-                return items
-            items.append(
-                self._object(depth + 1)
-                if char == "{"
-                else self._array(depth + 1)
-                if char == "["
-                else self._scalar(opened_at)
-            )
-            self.skip()
-            char = text[self.pos : self.pos + 1]
-            if char == "]":
-                self.pos += 1
-                return items
-            if char != ",":
-                raise self.unexpected("',' or ']'", opened_at)
-            self.pos += 1
-
-    def _scalar(self, opened_at: int | None = None) -> bool | int | float | str | None:
-        text = self.text
-        char = text[self.pos : self.pos + 1]
-        if char == '"':
-            return self._string()
-        if char == "-" or "0" <= char <= "9":
-            return self._number()
-        word = _WORD.match(text, self.pos)
-        if word is not None:
-            if word.group() in _LITERALS:
-                self.pos = word.end()
-                return _LITERALS[word.group()]
-            raise self.error(f"unexpected word {word.group()!r}, expected a value", self.pos)
-        if char == "'":
-            raise self.error("strings must be in double quotes", self.pos)
-        raise self.unexpected("a value", opened_at)
-
-    def _string(self) -> str:
-        text = self.text
-        start = self.pos
-        pos = start + 1
-        parts: list[str] = []
-        while True:
-            run = _STRING_RUN.match(text, pos)
-            if run is not None:
-                parts.append(run.group())
-                pos = run.end()
-            char = text[pos : pos + 1]
-            if char == '"':
-                self.pos = pos + 1
-                return "".join(parts)
-            if char == "\\":
-                escape = text[pos + 1 : pos + 2]
-                if escape in _ESCAPES:
-                    parts.append(_ESCAPES[escape])
-                    pos += 2
-                elif escape == "u":
-                    char, pos = self._unicode_escape(pos)
-                    parts.append(char)
-                elif escape == "":
-                    raise self.error("unterminated string", start)
-                else:
-                    raise self.error(f"invalid escape \\{escape} in string", pos)
-            elif char in ("", "\n", "\r"):
-                # A raw line break almost always means a missing closing quote, so point at
-                # where the string began rather than where the line ended.
-                raise self.error("unterminated string", start)
-            else:
-                raise self.error(
-                    f"control character {_describe(char)} in string must be escaped", pos
-                )
-
-    def _unicode_escape(self, pos: int) -> tuple[str, int]:
-        """Decode the ``\\uXXXX`` at ``pos`` (and its low surrogate, if any); returns the
-        character and the offset after what was consumed."""
-        code = self._hex4(pos)
-        pos += 6
-        if 0xD800 <= code <= 0xDBFF and self.text.startswith("\\u", pos):
-            low = self._hex4(pos)
-            if 0xDC00 <= low <= 0xDFFF:
-                return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)), pos + 6
-        if 0xD800 <= code <= 0xDFFF:
-            # Go's decoder turns an unpaired surrogate into U+FFFD; a lone surrogate would
-            # also make the string impossible to encode as UTF-8 later on.
-            return "\ufffd", pos
-        return chr(code), pos
-
-    def _hex4(self, pos: int) -> int:
-        digits = _HEX4.match(self.text, pos + 2)
-        if digits is None:
-            raise self.error("invalid \\u escape in string (expected 4 hex digits)", pos)
-        return int(digits.group(), 16)
-
-    def _number(self) -> int | float:
-        start = self.pos
-        match = _NUMBER.match(self.text, start)
-        if match is None:  # pragma: no cover - every group is optional, so it always matches
-            raise self.unexpected("a number")
-        sign, digits, fraction, exponent = match.groups()
-        if not digits:
-            raise self.error("invalid number (expected a digit)", start + len(sign))
-        if len(digits) > 1 and digits[0] == "0":
-            raise self.error("invalid number (leading zeros are not allowed)", start + len(sign))
-        if fraction == ".":
-            raise self.error("invalid number (expected a digit after '.')", match.end(3))
-        if exponent is not None and exponent[-1] not in "0123456789":
-            raise self.error("invalid number (expected a digit in the exponent)", match.end(4))
-        self.pos = match.end()
-        literal = match.group()
-        if fraction is None and exponent is None:
-            try:
-                return int(literal)
-            except ValueError:
-                # Python refuses to convert integers of more than a few thousand digits; keep
-                # the magnitude as a float, as Go's json does for untyped numbers.
-                return float(literal)
+def _int(literal: str) -> int | float:
+    try:
+        return int(literal)
+    except ValueError:
+        # Python refuses to convert integers of more than a few thousand digits; keep the
+        # magnitude as a float, as Go's json does for untyped numbers.
         return float(literal)
+
+
+class _ConstantError(Exception):
+    """NaN, Infinity or -Infinity, which Python's json accepts and JSON does not."""
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise _ConstantError
+
+
+def _syntax_error(text: str, filename: str, message: str, pos: int) -> ParseError:
+    """Our wording of the json module's ``message`` about position ``pos`` of ``text``."""
+    # A word ("nul", "truex") or a malformed number ("01", "1.", "-") that the decoder stopped
+    # in, or could not start, is reported as a whole, from where it starts.
+    start = pos
+    while start and text[start - 1] in _WORD_CHARACTERS:
+        start -= 1
+    if start < pos or message == "Expecting value":
+        word = _WORD.match(text, start)
+        if word and word.end() > pos:
+            detail = f"unexpected word {word.group()!r}, expected a value"
+            return _error(text, filename, detail, start)
+        number = _NUMBER.match(text, start)
+        if number and number.end() > pos:
+            return _error(text, filename, f"invalid number {number.group()!r}", start)
+    char = text[pos : pos + 1]
+    found = _describe(char)
+    expected = _EXPECTED.get(message)
+    if expected is None:
+        detail = {
+            "Extra data": f"unexpected {found} after the end of the top-level value",
+            "Invalid control character at": f"control character {found} in string must be escaped",
+            "Invalid \\escape": f"invalid escape \\{text[pos + 1 : pos + 2]} in string",
+        }.get(message, message)
+        if message == "Invalid \\uXXXX escape":  # the json module points at the 'u'
+            detail, pos = "invalid \\u escape in string (expected 4 hex digits)", pos - 1
+        return _error(text, filename, detail, pos)
+    opened_at = _innermost_open(text, pos)
+    if expected == "','":
+        expected += " or ']'" if opened_at is not None and text[opened_at] == "[" else " or '}'"
+    detail = f"unexpected {found}, expected {expected}"
+    if opened_at is not None and not char:
+        line, column = _line_column(text, opened_at)
+        detail += f" to close the one opened at line {line}, column {column}"
+    return _error(text, filename, detail, pos)
+
+
+def _innermost_open(text: str, end: int) -> int | None:
+    """Where the innermost ``[`` or ``{`` still open at ``end`` is (text up to ``end`` is JSON)."""
+    stack: list[int] = []
+    for match in _TOKEN.finditer(text, 0, end):
+        if match.lastgroup == "open":
+            stack.append(match.start())
+        elif match.lastgroup == "close":
+            stack.pop()
+    return stack[-1] if stack else None
 
 
 def _describe(char: str) -> str:
@@ -433,38 +313,14 @@ def _describe(char: str) -> str:
     return f"U+{ord(char):04X}"
 
 
-def _type_name(node: _Node) -> str:
-    if node is None:
-        return "null"
-    if isinstance(node, bool):
-        return "boolean"
-    if isinstance(node, (int, float)):
-        return "number"
-    if isinstance(node, str):
-        return "string"
-    if isinstance(node, list):
-        return "array"
-    return "object"
+def _line_column(text: str, offset: int) -> tuple[int, int]:
+    """The 1-based line and column (counted in characters) of ``offset``."""
+    line = text.count("\n", 0, offset) + 1
+    return line, offset - (text.rfind("\n", 0, offset) + 1) + 1
 
 
-def _a(noun: str) -> str:
-    return f"an {noun}" if noun[0] in "aeiou" else f"a {noun}"
-
-
-def _to_python(node: _Node) -> JSONValue:
-    # Plain loops, not comprehensions: before Python 3.12 a comprehension is a frame of its
-    # own, and two frames per nesting level would not fit MAX_NESTING_DEPTH in the stack.
-    if isinstance(node, _Object):
-        mapping: dict[str, JSONValue] = {}
-        for member in node.members:
-            mapping[member.key] = _to_python(member.value)
-        return mapping
-    if isinstance(node, list):
-        items: list[JSONValue] = []
-        for item in node:
-            items.append(_to_python(item))
-        return items
-    return node
+def _error(text: str, filename: str, detail: str, offset: int) -> ParseError:
+    return ParseError(filename, detail, *_line_column(text, offset))
 
 
 # --------------------------------------------------------------------------------------------
@@ -472,145 +328,139 @@ def _to_python(node: _Node) -> JSONValue:
 # --------------------------------------------------------------------------------------------
 
 
-def _go_fold(key: str) -> str:
-    """``key`` folded the way Go's encoding/json folds names before comparing them."""
-    return "".join(
-        char.upper() if char < "\x80" else _GO_FOLD_TO_ASCII.get(char, char) for char in key
-    )
+class _Object(list[tuple[str, Any]]):
+    """A JSON object as written: every member in order, duplicates kept.
 
-
-class _AppJsonReader:
-    """Decodes the parsed tree into Dokku's ``AppJSON`` struct, as ``json.Unmarshal`` would.
-
-    Struct fields (``scripts``, ``dokku``, the script strings, ``quantity``) are matched with
-    :func:`_go_fold`; ``formation`` is a map, so its process types match exactly.
+    Go decodes duplicates one after the other into the same struct field, so reading app.json
+    needs the members themselves, not a dict.
     """
 
-    def __init__(self, parser: _Parser) -> None:
-        self.parser = parser
-        self.predeploy: str | None = None
-        self.postdeploy: str | None = None
-        self.heroku_postdeploy: str | None = None
+
+#: Where a value is: the index of its member in each enclosing object, from the top.
+_Path: TypeAlias = tuple[int, ...]
+
+
+def _kind(value: object) -> str:
+    """What a type error calls ``value`` (never ``None``: null is handled before)."""
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    return "an object" if isinstance(value, _Object) else "an array"
+
+
+class _Reader:
+    """Decodes the parsed document into Dokku's ``AppJSON`` struct, as ``json.Unmarshal`` would.
+
+    Struct fields (``scripts``, ``dokku``, the script strings, ``quantity``) are matched with
+    :data:`_GO_FOLD`; ``formation`` is a map, so its process types match exactly.
+    """
+
+    def __init__(self, text: str, filename: str) -> None:
+        self.text = text
+        self.filename = filename
+        self.scripts: dict[str, str | None] = {}
         self.formation: dict[str, int | None] = {}
 
-    def read(self, root: _Object) -> AppJson:
-        for member in root.members:
-            name = _go_fold(member.key)
+    def read(self, root: Any) -> AppJson:
+        for name, value, path in self._members("top level", root, ()):
             if name == "SCRIPTS":
-                self._scripts(member)
+                for child, script, child_path in self._members("scripts", value, path):
+                    if child == "DOKKU":
+                        self._dokku(script, child_path)
+                    elif child == "POSTDEPLOY":
+                        self._script("scripts.postdeploy", script, child_path)
             elif name == "FORMATION":
-                self._formation(member)
+                if value is None:
+                    # Go sets a map to nil on null, dropping what an earlier "formation" put there.
+                    self.formation = {}
+                for process, entry, entry_path in self._members("formation", value, path, False):
+                    # Each map value is decoded into a fresh struct: a repeated type replaces the
+                    # earlier one entirely, and a null one has no quantity.
+                    self.formation[process] = self._quantity(process, entry, entry_path)
         return AppJson(
-            predeploy=_script_or_none(self.predeploy),
-            postdeploy=_script_or_none(self.postdeploy),
-            heroku_postdeploy=_script_or_none(self.heroku_postdeploy),
-            formation={
-                process: quantity
-                for process, quantity in self.formation.items()
-                if quantity is not None
-            },
+            predeploy=self.scripts.get("scripts.dokku.predeploy"),
+            postdeploy=self.scripts.get("scripts.dokku.postdeploy"),
+            heroku_postdeploy=self.scripts.get("scripts.postdeploy"),
+            formation={name: count for name, count in self.formation.items() if count is not None},
         )
 
-    def _type_error(self, path: str, expected: str, member: _Member) -> ParseError:
-        found = _a(_type_name(member.value))
-        return self.parser.error(f"{path} must be {expected}, not {found}", member.offset)
-
-    def _object(self, path: str, member: _Member) -> _Object | None:
+    def _members(
+        self, where: str, value: Any, path: _Path, fold: bool = True
+    ) -> list[tuple[str, Any, _Path]]:
+        """The members of the object ``value`` (keys folded, for a struct); ``null`` has none."""
         # Go: null leaves a struct as it was; anything but an object is a type error.
-        if member.value is None:
-            return None
-        if not isinstance(member.value, _Object):
-            raise self._type_error(path, "an object", member)
-        return member.value
+        if value is None:
+            return []
+        if not isinstance(value, _Object):
+            raise self._error(f"{where} must be an object, not {_kind(value)}", path)
+        return [
+            (key.translate(_GO_FOLD) if fold else key, item, (*path, index))
+            for index, (key, item) in enumerate(value)
+        ]
 
-    def _string(self, path: str, member: _Member, current: str | None) -> str | None:
+    def _dokku(self, value: Any, path: _Path) -> None:
+        for name, script, script_path in self._members("scripts.dokku", value, path):
+            if name in ("PREDEPLOY", "POSTDEPLOY"):
+                self._script(f"scripts.dokku.{name.lower()}", script, script_path)
+
+    def _script(self, where: str, value: Any, path: _Path) -> None:
         # Go: null leaves a string field as it was, so an earlier duplicate survives it.
-        if member.value is None:
-            return current
-        if not isinstance(member.value, str):
-            raise self._type_error(path, "a string", member)
-        if "\x00" in member.value:
+        if value is None:
+            return
+        if not isinstance(value, str):
+            raise self._error(f"{where} must be a string, not {_kind(value)}", path)
+        if "\x00" in value:
             # No command line can carry it: refused here rather than by the container's exec.
-            raise self.parser.error(f"{path} contains a NUL character", member.offset)
-        return member.value
+            raise self._error(f"{where} contains a NUL character", path)
+        # Kept exactly as written, except that nothing but whitespace is no script at all.
+        self.scripts[where] = value if value.strip() else None
 
-    def _scripts(self, member: _Member) -> None:
-        scripts = self._object("scripts", member)
-        if scripts is None:
-            return
-        for child in scripts.members:
-            name = _go_fold(child.key)
-            if name == "DOKKU":
-                self._dokku(child)
-            elif name == "POSTDEPLOY":
-                self.heroku_postdeploy = self._string(
-                    "scripts.postdeploy", child, self.heroku_postdeploy
-                )
-
-    def _dokku(self, member: _Member) -> None:
-        dokku = self._object("scripts.dokku", member)
-        if dokku is None:
-            return
-        for child in dokku.members:
-            name = _go_fold(child.key)
-            if name == "PREDEPLOY":
-                self.predeploy = self._string("scripts.dokku.predeploy", child, self.predeploy)
-            elif name == "POSTDEPLOY":
-                self.postdeploy = self._string("scripts.dokku.postdeploy", child, self.postdeploy)
-
-    def _formation(self, member: _Member) -> None:
-        formation = self._object("formation", member)
-        if formation is None:
-            # Go sets a map to nil on null, dropping what an earlier "formation" put there.
-            self.formation = {}
-            return
-        for entry in formation.members:
-            # Each map value is decoded into a fresh struct: a repeated type replaces the
-            # earlier one entirely, and a null one has no quantity.
-            self.formation[entry.key] = self._quantity(entry)
-
-    def _quantity(self, entry: _Member) -> int | None:
+    def _quantity(self, process: str, value: Any, path: _Path) -> int | None:
         # A process type is any string: quote one that would garble the one-line message.
-        name = entry.key if _PLAIN_KEY.fullmatch(entry.key) else repr(entry.key)
-        process = self._object(f"formation.{name}", entry)
+        where = f"formation.{process if _PLAIN_KEY.fullmatch(process) else repr(process)}"
         quantity: int | None = None
-        if process is None:
-            return quantity
-        path = f"formation.{name}.quantity"
-        for child in process.members:
-            if _go_fold(child.key) != "QUANTITY":
+        for name, number, number_path in self._members(where, value, path):
+            if name != "QUANTITY":
                 continue
-            value = child.value
-            if value is None:
+            if number is None:
                 quantity = None  # Quantity is a Go *int: null resets it
-            elif isinstance(value, bool) or not isinstance(value, (int, float)):
-                raise self._type_error(path, "a non-negative integer", child)
+            elif type(number) is int and 0 <= number <= _MAX_GO_INT:
+                quantity = number
             else:
-                quantity = self._integer(path, child)
+                raise self._bad_quantity(f"{where}.quantity", number, number_path)
         return quantity
 
-    def _integer(self, path: str, member: _Member) -> int:
-        value = member.value
+    def _bad_quantity(self, where: str, value: Any, path: _Path) -> ParseError:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            return self._error(f"{where} must be a non-negative integer, not {_kind(value)}", path)
         # Quote the number as written: Go's int decoding refuses 1.0 and 1e2 as well.
-        match = _NUMBER.match(self.parser.text, member.offset)
-        literal = match.group() if match is not None else str(value)
+        literal = self.text[slice(*self._span(path))]
         shown = literal if len(literal) <= 24 else literal[:20] + "..."
-        if isinstance(value, int):
-            if value < 0:
-                detail = f"{path} must be a non-negative integer, not {shown}"
-                raise self.parser.error(detail, member.offset)
-            if value > _MAX_GO_INT:
-                raise self.parser.error(f"{path} is too large ({shown})", member.offset)
-            return value
-        # A float: written with a fraction or an exponent, or an integer too long for int().
-        if literal.isdigit():
-            raise self.parser.error(f"{path} is too large ({shown})", member.offset)
-        detail = f"{path} must be a non-negative integer, not {shown}"
-        raise self.parser.error(detail, member.offset)
+        if literal.isdigit():  # an integer too large for Go's int (or even for Python's int())
+            return self._error(f"{where} is too large ({shown})", path)
+        return self._error(f"{where} must be a non-negative integer, not {shown}", path)
+
+    def _error(self, detail: str, path: _Path) -> ParseError:
+        return _error(self.text, self.filename, detail, self._span(path)[0])
+
+    def _span(self, path: _Path) -> tuple[int, int]:
+        """Where the value at ``path`` starts and ends in the text.  Only an error needs it, so
+        it is found again here rather than recorded for every value while parsing."""
+        text = self.text
+        skip = json.JSONDecoder(parse_int=_int).raw_decode
+        start = end = _skip_space(text, 0)
+        for index in path:
+            pos = start  # at the object's '{'
+            for _ in range(index + 1):
+                pos = _skip_space(text, skip(text, _skip_space(text, pos + 1))[1])  # the key
+                start = _skip_space(text, pos + 1)  # past the ':'
+                end = skip(text, start)[1]
+                pos = _skip_space(text, end)  # at the ',' or '}'
+        return start, end
 
 
-def _script_or_none(script: str | None) -> str | None:
-    # Kept exactly as written, except that nothing but whitespace is no script at all.
-    if script is None or not script.strip():
-        return None
-    return script
+def _skip_space(text: str, pos: int) -> int:
+    return _SPACE.match(text, pos).end()  # type: ignore[union-attr]  # it matches "" too

@@ -11,6 +11,7 @@ when a plugin or the engine is broken.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import os
 import signal
@@ -22,19 +23,27 @@ from typing import TYPE_CHECKING, Any, NoReturn
 import click
 
 from . import settings
-from .errors import DokkuTasksError, InterruptedDeployError, UsageError, cleanup_line
+from .errors import (
+    DokkuTasksError,
+    InterruptedDeployError,
+    PropertyError,
+    UsageError,
+    cleanup_line,
+)
 from .output import ERROR_PREFIX, Output
 from .text import printable
 
 if TYPE_CHECKING:
-    import pluggy
-
-    from .models import ReportSection
+    from .hooks import Hooks
     from .pipeline import DeployRequest
-    from .properties import PropertyStore
 
 #: Exit status for a Ctrl-C that reached the CLI (128 + SIGINT), as a shell reports it.
 EXIT_INTERRUPTED = 130
+
+_PLUGINS = "dokku_tasks.plugins"
+_PLUGIN_COMMANDS = "dokku_tasks.plugin_commands"
+#: Names that are never looked up among the plugins' commands (click's own probes).
+_NEVER_PLUGIN_COMMANDS = frozenset({"--help", "-h"})
 
 # Arguments that click would take for unknown options ("--global", "-x") reach the command as
 # they are, so it can refuse them with its own clear message (an invalid app name, say).
@@ -61,7 +70,43 @@ def _usage_line(exc: click.UsageError, ctx: click.Context | None = None) -> str:
 
 
 class _Group(click.Group):
-    """A group that turns our errors, click's usage errors and Ctrl-C into one line each."""
+    """A group that turns our errors, click's usage errors and Ctrl-C into one line each.
+
+    The commands plugins bring (``NS:set`` and ``NS:report`` of every registered settings
+    namespace, and ``register_commands``) are added the first time a command name is not one
+    of the core's, or when ``--help`` lists them: a core command never waits for plugins to
+    load before it parses its arguments.
+    """
+
+    def _plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """The commands plugins bring, built once per command line (kept on its context)."""
+        root = ctx.find_root()
+        commands: dict[str, click.Command] | None = root.meta.get(_PLUGIN_COMMANDS)
+        if commands is None:
+            commands = root.meta[_PLUGIN_COMMANDS] = {}
+            plugins = _plugins(root)
+            for ns in plugins.settings:
+                for command in namespace_commands(ns):
+                    commands.setdefault(str(command.name), command)
+            # Plugins add to a group of their own: a name of the core's cannot be taken over.
+            staging = click.Group()
+            plugins.register_commands(cli=staging)
+            for name, command in staging.commands.items():
+                commands.setdefault(name, command)
+        return commands
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        command = super().get_command(ctx, cmd_name)
+        if command is None and cmd_name not in _NEVER_PLUGIN_COMMANDS:
+            command = self._plugin_commands(ctx).get(cmd_name)
+        return command
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        names = set(super().list_commands(ctx))
+        # For --help: a broken plugin must not take the help away.
+        with contextlib.suppress(DokkuTasksError):
+            names.update(self._plugin_commands(ctx))
+        return sorted(names)
 
     def make_context(
         self,
@@ -135,6 +180,12 @@ def _release_stdout() -> None:
         os.close(devnull)
 
 
+def state_root(ctx: click.Context) -> Path:
+    """The state root of the command line ``ctx`` belongs to, for a plugin's own commands:
+    ``--root``, else ``$DOKKU_TASKS_ROOT``, else the user data dir."""
+    return _root(ctx)
+
+
 def _root(ctx: click.Context) -> Path:
     """The state root: ``--root``, else ``$DOKKU_TASKS_ROOT``, else the user data dir."""
     from .properties import default_root
@@ -144,10 +195,16 @@ def _root(ctx: click.Context) -> Path:
     return (given if isinstance(given, Path) else default_root()).absolute()
 
 
-def _plugin_manager() -> pluggy.PluginManager:
-    from .manager import get_plugin_manager
+def _plugins(ctx: click.Context) -> Hooks:
+    """The loaded plugins, built once per command line (kept on its root context)."""
+    root = ctx.find_root()
+    plugins: Hooks | None = root.meta.get(_PLUGINS)
+    if plugins is None:
+        from .hooks import Hooks
+        from .manager import get_plugin_manager
 
-    return get_plugin_manager()
+        plugins = root.meta[_PLUGINS] = Hooks(get_plugin_manager())
+    return plugins
 
 
 # -- apps -----------------------------------------------------------------------------------
@@ -245,49 +302,12 @@ def _set(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> Non
     registry = AppRegistry(_root(ctx))
     if app != GLOBAL:
         registry.require(app)
-    pm = None
-    # Only a value check that asks plugins (which schedulers exist) loads them.
+    plugins = None
+    # Only a value check that asks plugins (which schedulers exist) uses them.
     if value and prop in ns.property_names and ns.get_property(prop).needs_plugins:
-        pm = _plugin_manager()
-    result = settings.set_property(registry, ns.name, app, prop, value, pm=pm)
+        plugins = _plugins(ctx)
+    result = settings.set_property(registry, ns, app, prop, value, plugins=plugins)
     Output().section(result.message)
-
-
-def _section(pm: pluggy.PluginManager, store: PropertyStore, title: str, app: str) -> ReportSection:
-    """The ``title`` section that the ``report`` hook gives for ``app``.
-
-    Falls back to the namespace's own section when no plugin gives one (its plugin blocked by
-    ``DOKKU_TASKS_DISABLE_PLUGINS``), so a setting stays visible.
-
-    Another namespace's property file that cannot be read does not break this section: when a
-    plugin's report fails on one, each plugin is asked on its own and those failures are passed
-    over.  When the file belongs to this section, the fallback raises its one line, naming the
-    file.  Any other plugin failure still fails the command, naming the plugin.
-    """
-    from .errors import PluginError, PropertyError
-
-    def unreadable_property(error: PluginError) -> bool:
-        return isinstance(error.__cause__, PropertyError)
-
-    try:
-        sections = list(pm.hook.report(app=app, properties=store))
-    except PluginError as error:
-        if not unreadable_property(error):
-            raise
-        sections = []
-        arguments = {"app": app, "properties": store}
-        for impl in pm.hook.report.get_hookimpls():
-            if impl.hookwrapper or impl.wrapper:
-                continue
-            try:
-                sections.append(impl.function(*(arguments[name] for name in impl.argnames)))
-            except PluginError as failure:
-                if not unreadable_property(failure):
-                    raise
-    for section in sections:
-        if section is not None and section.title == title:
-            return section  # type: ignore[no-any-return]
-    return settings.report_section(store, title, app)
 
 
 def _apps_for_report(ctx: click.Context, app: str | None) -> list[str]:
@@ -310,23 +330,24 @@ def _report(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> 
     parsed = report.parse_report_args(f"{ns.name}:report", args)
     store = PropertyStore(_root(ctx))
     lines: list[str] = []
+    # The section is the namespace's own: another plugin's report (or its unreadable property
+    # file) cannot break it.
     if parsed.is_global:
-        # The global values are the namespace's own; no plugin is involved.
-        lines = report.render(GLOBAL, settings.global_report_section(store, ns.name), parsed)
+        lines = report.render(GLOBAL, settings.global_report_section(store, ns), parsed)
     elif apps := _apps_for_report(ctx, parsed.app):
-        pm = _plugin_manager()
         # Rendered in full before printing, so a bad info flag prints nothing but its error.
         for app in apps:
-            lines += report.render(app, _section(pm, store, ns.name, app), parsed)
+            lines += report.render(app, settings.report_section(store, ns, app), parsed)
     output = Output()
     for line in lines:
         output.raw(line)
 
 
-def _add_namespace_commands(ns: settings.Namespace) -> None:
+def namespace_commands(ns: settings.Namespace) -> tuple[click.Command, click.Command]:
+    """``NS:set`` and ``NS:report`` for a registered namespace, with Dokku's behaviour."""
     valid = ", ".join(ns.property_names)
 
-    @cli.command(
+    @click.command(
         f"{ns.name}:set",
         context_settings=_ARGS_AS_GIVEN,
         help=f"Set or clear a {ns.name} property for an app, or --global.  Properties: {valid}.",
@@ -338,7 +359,7 @@ def _add_namespace_commands(ns: settings.Namespace) -> None:
     def set_command(ctx: click.Context, args: tuple[str, ...]) -> None:
         _set(ctx, ns, args)
 
-    @cli.command(
+    @click.command(
         f"{ns.name}:report",
         context_settings=_ARGS_AS_GIVEN,
         help=(
@@ -357,9 +378,7 @@ def _add_namespace_commands(ns: settings.Namespace) -> None:
     def report_command(ctx: click.Context, args: tuple[str, ...]) -> None:
         _report(ctx, ns, args)
 
-
-for _ns in settings.NAMESPACES.values():
-    _add_namespace_commands(_ns)
+    return set_command, report_command
 
 
 @cli.command("report", context_settings=_ARGS_AS_GIVEN)
@@ -373,13 +392,12 @@ def report_all(ctx: click.Context, app: str | None) -> None:
     apps = _apps_for_report(ctx, app)
     if not apps:
         return
-    pm = _plugin_manager()
+    plugins = _plugins(ctx)
     store = PropertyStore(_root(ctx))
     lines: list[str] = []
     for name in apps:
-        for section in pm.hook.report(app=name, properties=store):
-            if section is not None:
-                lines += report.format_block(name, section)
+        for section in plugins.report(app=name, properties=store):
+            lines += report.format_block(name, section)
     output = Output()
     for line in lines:
         output.raw(line)
@@ -393,7 +411,7 @@ def plugins() -> None:
     """List the loaded plugins, where each comes from, and the hooks it implements."""
     from .manager import plugin_infos
 
-    pm = _plugin_manager()
+    pm = _plugins(click.get_current_context()).pm
     rows = [
         (
             info.name,
@@ -423,7 +441,6 @@ def _deploy_request(
     network: str | None,
     task_timeout: str | None,
     scheduler: str | None,
-    registry: str | None = None,
 ) -> DeployRequest:
     """The :class:`~dokku_tasks.pipeline.DeployRequest` that ``deploy``'s arguments describe.
 
@@ -463,7 +480,6 @@ def _deploy_request(
         network=network,
         task_timeout=timeout,
         scheduler=scheduler,
-        registry=registry,
     )
 
 
@@ -500,12 +516,6 @@ def _deploy_request(
     metavar="NAME",
     help="docker-local or swarm (default: the scheduler selected property).",
 )
-@click.option(
-    "--registry",
-    metavar="HOST[:PORT]",
-    help="Push the deploy image there before swarm services use it "
-    "(default: the registry server property).",
-)
 @click.pass_context
 def deploy(
     ctx: click.Context,
@@ -518,7 +528,6 @@ def deploy(
     network: str | None,
     task_timeout: str | None,
     scheduler: str | None,
-    registry: str | None,
 ) -> None:
     """Deploy APP: build or take the image, run its tasks, schedule its processes."""
     request = _deploy_request(
@@ -531,18 +540,18 @@ def deploy(
         network=network,
         task_timeout=task_timeout,
         scheduler=scheduler,
-        registry=registry,
     )
     # Plugins are loaded once every value has parsed, so a typo is reported even when a
     # plugin is broken.
-    pm = _plugin_manager()
+    plugins = _plugins(ctx)
     # A deploy may run for long and stream much output: from here on, collect as usual.
     gc.enable()
-    if scheduler is not None:
-        settings.SCHEDULER.get_property("selected").validate(scheduler, pm)
+    if scheduler is not None and scheduler not in plugins.schedulers:
+        valid = ", ".join(sorted(plugins.schedulers))
+        raise PropertyError(f"Invalid scheduler {scheduler!r}, valid schedulers: {valid}")
     from . import pipeline
 
-    result = pipeline.deploy(request, root=_root(ctx), output=Output(), pm=pm)
+    result = pipeline.deploy(request, root=_root(ctx), output=Output(), pm=plugins.pm)
     if not result.ok:
         # The pipeline raises on failure; a record with an error is still a failed deploy.
         _fail(result.error or "Deploy failed", 1)

@@ -1,8 +1,10 @@
-"""The Docker engine, through the Docker SDK.  The only module that imports ``docker``.
+"""The Docker engine, through the Docker SDK.  The only module of the core that imports ``docker``.
 
-One :class:`Engine` (one API client) serves a whole deploy.  Everything the rest of the code
-needs from the engine is a method here, taking and returning our own records, so schedulers
-and the pipeline never see SDK objects.
+One :class:`Engine` (one API client) serves a whole deploy.  Everything the core needs from the
+engine (containers and images) is a method here, taking and returning our own records, so the
+pipeline and the ``docker-local`` scheduler never see SDK objects.  A scheduler plugin that
+owns its engine calls makes them through :attr:`Engine.api`, with :func:`engine_errors` and
+:class:`LineSplitter`.
 """
 
 from __future__ import annotations
@@ -25,7 +27,6 @@ import docker
 import docker.errors
 import docker.types
 import requests.exceptions
-import urllib3.exceptions
 
 from .errors import BuildError, EngineError, SourceError
 from .models import ImageInfo
@@ -37,8 +38,6 @@ from .specs import (
     ImageFile,
     Interruption,
     RunOutcome,
-    ServiceInfo,
-    ServiceSpec,
 )
 
 #: Longest piece of a line held before it is passed on; longer lines arrive in pieces.
@@ -60,8 +59,11 @@ _ENGINE_FAILURES = (docker.errors.APIError, requests.exceptions.RequestException
 
 
 @contextlib.contextmanager
-def _engine_errors(what: str) -> Iterator[None]:
-    """Turn the SDK's failures into one :class:`EngineError` line: ``what: why``."""
+def engine_errors(what: str) -> Iterator[None]:
+    """Turn the SDK's failures into one :class:`EngineError` line: ``what: why``.
+
+    For scheduler plugins that call the SDK themselves (through :attr:`Engine.api`) too.
+    """
     try:
         yield
     except _ENGINE_FAILURES as exc:
@@ -107,6 +109,16 @@ class Engine:
                 f"Cannot reach the Docker engine at {where}: {_first_line(exc)}"
             ) from exc
         return cls(client, where, interruption)
+
+    @property
+    def api(self) -> docker.APIClient:
+        """The SDK's low-level client of this connection, for scheduler plugins that own their
+        engine calls.
+
+        Its requests share this connection's timeouts, including the short ones of the
+        clean-up once the deploy's interruption is signalled.
+        """
+        return self._api
 
     def _shorten_requests(self) -> None:
         # Runs in the signal handler: requests made from now on (the clean-up) give up soon.
@@ -254,17 +266,17 @@ class Engine:
         return image_id
 
     def tag(self, image: str, repository: str, tag: str) -> None:
-        with _engine_errors(f"Cannot tag {image[:19]} as {repository}:{tag}"):
+        with engine_errors(f"Cannot tag {image[:19]} as {repository}:{tag}"):
             self._api.tag(image, repository, tag, force=True)
 
     def untag(self, ref: str) -> None:
         """Remove the tag ``ref`` (the image stays while other tags or containers use it)."""
-        with _engine_errors(f"Cannot untag {ref}"), contextlib.suppress(docker.errors.NotFound):
+        with engine_errors(f"Cannot untag {ref}"), contextlib.suppress(docker.errors.NotFound):
             self._api.remove_image(ref, noprune=True)
 
     def commit(self, container_id: str, changes: Sequence[str]) -> str:
         """Commit a container to a new untagged image; return its id."""
-        with _engine_errors("Committing of 'predeploy' to image failed"):
+        with engine_errors("Committing of 'predeploy' to image failed"):
             result = self._api.commit(container_id, changes=list(changes))
         return str(result["Id"])
 
@@ -438,7 +450,7 @@ class Engine:
         silent; the wait (with the timeout) runs here.  A container past its timeout is
         killed.  The caller removes the container.
         """
-        with _engine_errors(f"Cannot attach to container {container_id[:12]}"):
+        with engine_errors(f"Cannot attach to container {container_id[:12]}"):
             stream = self._api.attach(
                 container_id, stdout=True, stderr=True, stream=True, demux=True
             )
@@ -446,7 +458,7 @@ class Engine:
             target=_pump, args=(stream, on_stdout, on_stderr), name="task-output", daemon=True
         )
         try:
-            with _engine_errors(f"Container {container_id[:12]} failed"):
+            with engine_errors(f"Container {container_id[:12]} failed"):
                 self._api.start(container_id)
                 reader.start()
                 try:
@@ -467,7 +479,7 @@ class Engine:
             stream._response.close()  # type: ignore[attr-defined]
 
     def start(self, container_id: str) -> None:
-        with _engine_errors(f"Cannot start container {container_id[:12]}"):
+        with engine_errors(f"Cannot start container {container_id[:12]}"):
             self._api.start(container_id)
 
     def kill(self, container_id: str) -> None:
@@ -495,12 +507,12 @@ class Engine:
             raise EngineError(f"Cannot remove container {container_id[:12]}: {_why(exc)}") from exc
 
     def rename(self, container_id: str, name: str) -> None:
-        with _engine_errors(f"Cannot rename container {container_id[:12]} to {name}"):
+        with engine_errors(f"Cannot rename container {container_id[:12]} to {name}"):
             self._api.rename(container_id, name)
 
     def state(self, container_id: str) -> Mapping[str, Any]:
         """The container's ``State`` block (``Status``, ``Running``, ``ExitCode`` ...)."""
-        with _engine_errors(f"Cannot inspect container {container_id[:12]}"):
+        with engine_errors(f"Cannot inspect container {container_id[:12]}"):
             return dict(self._api.inspect_container(container_id).get("State") or {})
 
     def containers(
@@ -513,7 +525,7 @@ class Engine:
         filters: dict[str, list[str]] = {"label": [f"{k}={v}" for k, v in (labels or {}).items()]}
         if name is not None:
             filters["name"] = [name]
-        with _engine_errors("Cannot list containers"):
+        with engine_errors("Cannot list containers"):
             found = self._api.containers(all=True, filters=filters)
         return [
             ContainerInfo(
@@ -534,7 +546,7 @@ class Engine:
         also removes the untagged layers it was built from that nothing else uses.
         """
         ours = f"dokku/{app}:"
-        with _engine_errors(f"Cannot list the images of {app}"):
+        with engine_errors(f"Cannot list the images of {app}"):
             listed = self._api.images(filters={"label": f"{APP_LABEL}={app}"})
             listed += self._api.images(name=f"dokku/{app}")
         wanted = set(keep)
@@ -567,23 +579,16 @@ class Engine:
             removed += 1
         return removed
 
-    def remove_app(self, app: str) -> tuple[int, int]:
-        """Remove every container, service and image of ``app``; return (containers, images).
+    def remove_app_images(self, app: str) -> int:
+        """Remove every image of ``app``; return how many went (``apps:destroy``).
 
-        Services only where this engine manages a swarm.  Images are ``dokku/APP`` tags and
-        images labelled with the app; a committed image depends on the one it was made from,
-        so removal goes round until nothing more can go.
+        What the app runs goes first, through its schedulers.  Images are ``dokku/APP`` tags
+        and images labelled with the app; a committed image depends on the one it was made
+        from, so removal goes round until nothing more can go.
         """
-        label = {APP_LABEL: app}
-        if self.swarm_active():
-            for service in self.services(label):
-                self.remove_service(service.id)
-        containers = self.containers(label)
-        for container in containers:
-            self.remove(container.id)
         removed: set[str] = set()
         for _ in range(5):
-            with _engine_errors(f"Cannot list the images of {app}"):
+            with engine_errors(f"Cannot list the images of {app}"):
                 listed = self._api.images(name=f"dokku/{app}") + self._api.images(
                     filters={"label": f"{APP_LABEL}={app}"}
                 )
@@ -594,205 +599,7 @@ class Engine:
                 with contextlib.suppress(docker.errors.APIError):  # a child still uses it
                     self._api.remove_image(image_id, force=True)
                     removed.add(image_id)
-        return len(containers), len(removed)
-
-    # -- swarm ------------------------------------------------------------------------------
-
-    def swarm_active(self) -> bool:
-        """Whether this engine is a manager of an active swarm."""
-        with _engine_errors("Cannot ask the engine about its swarm"):
-            swarm = self._api.info().get("Swarm") or {}
-        return bool(swarm.get("LocalNodeState") == "active" and swarm.get("ControlAvailable"))
-
-    def create_service(self, spec: ServiceSpec) -> str:
-        """Create a service (a one-shot ``replicated-job`` when ``spec.job``); return its id."""
-        try:
-            result = self._api.create_service(  # type: ignore[no-untyped-call]
-                name=spec.name, **self._service_args(spec)
-            )
-        except _ENGINE_FAILURES as exc:
-            raise EngineError(f"Cannot create service {spec.name}: {_why(exc)}") from exc
-        return str(result["ID"])
-
-    def update_service(self, service: ServiceInfo, spec: ServiceSpec) -> None:
-        """Replace a service's spec (start-first rolling update for replicated services)."""
-        try:
-            self._api.update_service(
-                service.id, service.version, name=spec.name, **self._service_args(spec)
-            )
-        except _ENGINE_FAILURES as exc:
-            raise EngineError(f"Cannot update service {spec.name}: {_why(exc)}") from exc
-
-    def _service_args(self, spec: ServiceSpec) -> dict[str, Any]:
-        container = docker.types.ContainerSpec(
-            spec.image,
-            args=list(spec.args) if spec.args is not None else None,
-            env=[f"{k}={v}" for k, v in spec.env.items()],
-            labels=dict(spec.labels),
-            mounts=[
-                docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
-                for m in spec.mounts
-            ],
-        )
-        restart = docker.types.RestartPolicy(condition="none" if spec.job else "any")
-        template = docker.types.TaskTemplate(container, restart_policy=restart)
-        if spec.job:
-            mode = docker.types.ServiceMode("replicated-job", replicas=1, concurrency=1)
-            update = None
-        else:
-            mode = docker.types.ServiceMode("replicated", replicas=spec.replicas)
-            update = docker.types.UpdateConfig(order="start-first", failure_action="rollback")
-        return {
-            "task_template": template,
-            "labels": dict(spec.labels),
-            "mode": mode,
-            "update_config": update,
-            "networks": [spec.network] if spec.network else None,
-        }
-
-    def services(self, labels: Mapping[str, str]) -> list[ServiceInfo]:
-        """Every service carrying all of ``labels``."""
-        filters = {"label": [f"{k}={v}" for k, v in labels.items()]}
-        with _engine_errors("Cannot list services"):
-            found = self._api.services(filters=filters)  # type: ignore[no-untyped-call]
-        return [
-            ServiceInfo(
-                id=s["ID"],
-                name=s["Spec"]["Name"],
-                labels=s["Spec"].get("Labels") or {},
-                version=int(s["Version"]["Index"]),
-                image=s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"],
-            )
-            for s in found
-        ]
-
-    def remove_service(self, service_id: str) -> None:
-        """Remove a service; one that is already gone is fine."""
-        # NotFound is an APIError: it must be suppressed before _engine_errors turns it into ours.
-        with (
-            _engine_errors(f"Cannot remove service {service_id[:12]}"),
-            contextlib.suppress(docker.errors.NotFound),
-        ):
-            self._api.remove_service(service_id)  # type: ignore[no-untyped-call]
-
-    def service_tasks(self, service_id: str) -> list[Mapping[str, Any]]:
-        """The service's tasks as the engine reports them (``Status``, ``DesiredState`` ...)."""
-        with _engine_errors(f"Cannot read the tasks of service {service_id[:12]}"):
-            return list(self._api.tasks(filters={"service": service_id}))  # type: ignore[no-untyped-call]
-
-    def follow_service_logs(
-        self, service_id: str, on_stdout: LineSink, on_stderr: LineSink
-    ) -> ServiceLogFollower:
-        """Start streaming a service's output line by line on a reader thread."""
-        follower = ServiceLogFollower(self._api, service_id, on_stdout, on_stderr)
-        follower.start()
-        return follower
-
-    def push(self, repository: str, tag: str) -> None:
-        """Push ``repository:tag`` to its registry.  :raises EngineError: the push failed."""
-        with _engine_errors(f"Push of {repository}:{tag} failed"):
-            for chunk in self._api.push(repository, tag=tag, stream=True, decode=True):
-                if "error" in chunk:
-                    raise EngineError(f"Push of {repository}:{tag} failed: {chunk['error']}")
-
-
-class ServiceLogFollower:
-    """Streams a service's stdout and stderr as lines, and can be stopped from another thread.
-
-    Following a service's logs never ends by itself (a service may start new tasks), so the
-    caller stops it once the job is done; :meth:`finish` then fetches the complete logs once
-    and passes on any line the live stream had not delivered yet.
-    """
-
-    def __init__(
-        self, api: docker.APIClient, service_id: str, on_stdout: LineSink, on_stderr: LineSink
-    ) -> None:
-        self._api = api
-        self._service_id = service_id
-        self._counts = [0, 0]
-        self._sinks = (on_stdout, on_stderr)
-        self._lock = threading.Lock()
-        self._response: requests.Response | None = None
-        self._thread = threading.Thread(target=self._read, name="service-logs", daemon=True)
-
-    def _request(self, follow: bool) -> requests.Response:
-        # The SDK's service_logs() drops which stream a frame came from; read frames ourselves.
-        url = self._api._url("/services/{0}/logs", self._service_id)  # type: ignore[attr-defined]
-        params = {"follow": str(follow).lower(), "stdout": "true", "stderr": "true", "tail": "all"}
-        with _engine_errors(f"Cannot read the logs of service {self._service_id[:12]}"):
-            response = self._api.get(url, params=params, stream=True)
-            response.raise_for_status()
-        return response
-
-    def _emit(self, stream: int, line: str) -> None:
-        index = 1 if stream == 2 else 0
-        with self._lock:
-            self._counts[index] += 1
-            self._sinks[index](line)
-
-    def start(self) -> None:
-        self._response = self._request(follow=True)
-        self._thread.start()
-
-    def _read(self) -> None:
-        assert self._response is not None
-        splitters = {
-            1: LineSplitter(lambda line: self._emit(1, line)),
-            2: LineSplitter(lambda line: self._emit(2, line)),
-        }
-        try:
-            for stream, data in _frames(self._response):
-                splitters.get(stream, splitters[1]).feed(data)
-        except (
-            requests.exceptions.RequestException,
-            urllib3.exceptions.HTTPError,
-            OSError,
-            ValueError,
-            AttributeError,
-        ):
-            pass  # closed under us by stop()
-        # A partial last line stays unsent here; finish() delivers it from the full logs.
-
-    def stop(self) -> None:
-        """Stop following (from any thread); safe to call more than once."""
-        if self._response is not None:
-            docker.types.CancellableStream(iter(()), self._response).close()
-            self._thread.join(timeout=5)
-            self._response.close()
-            self._response = None
-
-    def finish(self) -> None:
-        """Stop following, then deliver whatever the live stream missed."""
-        self.stop()
-        full = self._request(follow=False)
-        try:
-            lines: dict[int, list[str]] = {1: [], 2: []}
-            splitters = {n: LineSplitter(lines[n].append) for n in (1, 2)}
-            for stream, data in _frames(full):
-                splitters.get(stream, splitters[1]).feed(data)
-            for splitter in splitters.values():
-                splitter.close()
-        finally:
-            full.close()
-        with self._lock:
-            for stream, index in ((1, 0), (2, 1)):
-                for line in lines[stream][self._counts[index] :]:
-                    self._counts[index] += 1
-                    self._sinks[index](line)
-
-
-def _frames(response: requests.Response) -> Iterator[tuple[int, bytes]]:
-    """The (stream, payload) frames of a multiplexed (non-TTY) log response."""
-    raw = response.raw
-    while True:
-        header = raw.read(8)
-        if len(header) < 8:
-            return
-        stream, length = header[0], int.from_bytes(header[4:8], "big")
-        data = raw.read(length) if length else b""
-        if length and not data:
-            return
-        yield stream, data
+        return len(removed)
 
 
 def _is_read_timeout(exc: requests.exceptions.RequestException) -> bool:

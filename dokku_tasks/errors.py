@@ -117,7 +117,8 @@ class TaskFailedError(DokkuTasksError):
         super().__init__(f"Execution of {phase} task failed: {command} (exit status {exit_code})")
         self.phase = phase
         self.command = command
-        self.task_exit_code = exit_code
+        #: The task's own exit status; :attr:`exit_code` stays the command's (1).
+        self.task_exit_status = exit_code
 
 
 class TaskTimeoutError(DokkuTasksError):
@@ -203,3 +204,21 @@ class FileTooLargeError(ParseError):
         self.path = path
         self.limit = limit
         self.size = size
+
+
+class DeployRefusedError(DokkuTasksError):
+    """A plugin refused the deploy before anything was built (raised in ``deploy_started``).
+
+    Not a failure of the plugin: the line says who refused and why.  The core fills in
+    :attr:`plugin_name`.
+    """
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.plugin_name: str | None = None
+
+    @property
+    def message(self) -> str:
+        by = f" by plugin {self.plugin_name!r}" if self.plugin_name else ""
+        return f"Deploy refused{by}: {self.reason}"

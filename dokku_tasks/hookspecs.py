@@ -8,13 +8,14 @@ names the plugin (:class:`dokku_tasks.errors.PluginError`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
 
 if TYPE_CHECKING:
-    from .engine import Engine
+    import click
+
     from .models import (
         ContainerOptions,
         DeployContext,
@@ -23,8 +24,11 @@ if TYPE_CHECKING:
         ReportSection,
         Task,
     )
+    from .output import Output
+    from .pipeline import DeployRequest
     from .properties import PropertyStore
-    from .scheduling import Scheduler
+    from .scheduling import SchedulerFactory
+    from .settings import Namespace
 
 PROJECT_NAME = "dokku_tasks"
 
@@ -117,28 +121,59 @@ def task_argv(
     """
 
 
-# -- schedulers ----------------------------------------------------------------------------
+# -- registries -----------------------------------------------------------------------------
+# Called once per plugin manager, the first time the core needs what they register.
 
 
-@hookspec(firstresult=True)
-def scheduler(name: str, engine: Engine, app: str, registry: str | None) -> Scheduler | None:
-    """Called once per deploy to find the scheduler that runs the app's tasks and processes.
+@hookspec
+def register_settings(register: Callable[[Namespace], None]) -> None:
+    """Called to collect settings namespaces; call ``register(namespace)`` for each of yours.
 
-    :param name: the selected scheduler (``docker-local``, ``swarm``, ...).
-    :param engine: the deploy's one connection to the Docker engine.
-    :param app: the app being deployed.
-    :param registry: the registry to push the deploy image to before cluster nodes run it
-        (``--registry`` or the ``registry`` property ``server``), or ``None``.
-    :return: a :class:`dokku_tasks.scheduling.Scheduler` for ``name``, or ``None`` when this
-        plugin does not provide it.  Stops at the first non-``None`` result.
+    Each :class:`dokku_tasks.settings.Namespace` gets ``NAME:set`` and ``NAME:report``
+    commands with Dokku's behaviour (``--global``, info flags, ``--format json``, exit 20 for
+    a missing app), its values under ``ROOT/config/NAME/``, and a section in ``report``.
+
+    :param register: adds one namespace; a name registered twice is an error.
     """
 
 
 @hookspec
-def scheduler_names() -> Sequence[str]:
-    """Called to list the schedulers plugins provide, for validation and ``scheduler:report``.
+def register_schedulers(register: Callable[[str, SchedulerFactory], None]) -> None:
+    """Called to collect schedulers; call ``register(name, factory)`` for each of yours.
 
-    :return: the names this plugin answers to in :func:`scheduler`.
+    :param register: adds one scheduler: ``factory(engine=..., app=..., properties=...)``
+        returns a :class:`dokku_tasks.scheduling.Scheduler` for one deploy (or ``apps:destroy``).
+        The names are what ``scheduler:set APP selected NAME`` accepts.
+    """
+
+
+@hookspec
+def register_commands(cli: click.Group) -> None:
+    """Called when the command line is built; add click commands to ``cli`` (``cli.command``).
+
+    Only called for a command name the core does not know itself, and for ``--help``.  A
+    command prints through :class:`dokku_tasks.output.Output` and raises
+    :class:`dokku_tasks.errors.DokkuTasksError` for a one-line failure.
+    """
+
+
+# -- the deploy ----------------------------------------------------------------------------
+
+
+@hookspec
+def deploy_started(
+    app: str, request: DeployRequest, properties: PropertyStore, output: Output
+) -> None:
+    """Called first in every deploy, once the app's lock is held: nothing is built or read yet.
+
+    Raise :class:`dokku_tasks.errors.DeployRefusedError` to refuse the deploy at once (one
+    line naming the plugin, exit 1); print through ``output`` (``output.step``,
+    ``output.info``).
+
+    :param app: the app's name.
+    :param request: what is to be deployed (source, image, options).
+    :param properties: the property store, to read the plugin's settings.
+    :param output: the deploy's output.
     """
 
 

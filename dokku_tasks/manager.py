@@ -1,25 +1,21 @@
 """Building the plugin manager: built-in plugins, then the ``dokku_tasks`` entry points.
 
 Nothing here runs at import time; every command builds its own manager with
-:func:`get_plugin_manager`.
+:func:`get_plugin_manager`, and calls its hooks through :class:`dokku_tasks.hooks.Hooks`.
 """
 
 from __future__ import annotations
 
-import functools
 import importlib
 import importlib.metadata
 import os
-import types
-from collections.abc import Callable, Generator, Iterable, Mapping
-from typing import Any
+from collections.abc import Iterable, Mapping
 
 import attrs
 import pluggy
 
 from . import hookspecs
-from .errors import DokkuTasksError, PluginError, PluginLoadError
-from .models import Task
+from .errors import PluginLoadError
 
 ENTRYPOINT_GROUP = "dokku_tasks"
 DISABLE_ENV = "DOKKU_TASKS_DISABLE_PLUGINS"
@@ -34,7 +30,9 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("swarm", "dokku_tasks.plugins.swarm"),
 )
 
-_PHASE_HOOKS = frozenset({"pre_deploy", "release", "post_deploy"})
+#: The hooks called one implementation at a time (see hooks.Hooks), so that each task and
+#: each host-side step carries its plugin: they cannot be wrapped.
+PHASE_HOOKS = ("deploy_started", "pre_deploy", "release", "post_deploy")
 
 
 @attrs.frozen
@@ -58,9 +56,14 @@ def get_plugin_manager(
 ) -> pluggy.PluginManager:
     """A fresh plugin manager with the hook specs, the built-ins and (optionally) entry points.
 
+    Entry points are loaded with pluggy's own loader.  Plugins are registered as they are
+    (``get_plugin`` returns the plugin, ``unregister`` works); the core calls hooks through
+    :class:`~dokku_tasks.hooks.Hooks`, which names the plugin behind every failure.
+
     :param entrypoints: also load third-party plugins from the ``dokku_tasks`` entry-point group.
     :param blocked: plugin names not to load; defaults to ``$DOKKU_TASKS_DISABLE_PLUGINS``.
-    :raises PluginLoadError: a plugin fails to import or implements a hook that does not exist.
+    :raises PluginLoadError: a plugin fails to import, implements a hook that does not exist,
+        or wraps a phase hook.
     """
     pm = pluggy.PluginManager(hookspecs.PROJECT_NAME)
     pm.add_hookspecs(hookspecs)
@@ -69,73 +72,63 @@ def get_plugin_manager(
     for name, module_name in BUILTIN_PLUGINS:
         if pm.is_blocked(name):
             continue
-        register_plugin(pm, importlib.import_module(module_name), name)
+        pm.register(importlib.import_module(module_name), name)
     if entrypoints:
         _load_entrypoints(pm)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginLoadError(pm.get_name(exc.plugin) or "?", str(exc)) from exc
+        raise PluginLoadError(pm.get_name(exc.plugin) or "?", _one_line(exc)) from exc
+    _refuse_phase_wrappers(pm)
     return pm
 
 
 def _load_entrypoints(pm: pluggy.PluginManager) -> None:
-    seen: set[str] = set()
+    try:
+        pm.load_setuptools_entrypoints(ENTRYPOINT_GROUP)
+    except pluggy.PluginValidationError as exc:
+        raise PluginLoadError(_failing_entry_point(pm), _one_line(exc)) from exc
+    except Exception as exc:  # any import-time failure of third-party code
+        raise PluginLoadError(_failing_entry_point(pm), _describe(exc)) from exc
+
+
+def _failing_entry_point(pm: pluggy.PluginManager) -> str:
+    """The entry point pluggy's loader stopped at: the first one it would load but did not.
+
+    The loader goes through distributions and their entry points in order and registers each
+    before the next, so every one before the failure is registered (or blocked).
+    """
     for dist in importlib.metadata.distributions():
         for ep in dist.entry_points:
-            if ep.group != ENTRYPOINT_GROUP or ep.name in seen:
-                continue
-            seen.add(ep.name)
-            if pm.is_blocked(ep.name) or pm.get_plugin(ep.name) is not None:
-                continue
-            try:
-                plugin = ep.load()
-            except Exception as exc:  # any import-time failure of third-party code
-                raise PluginLoadError(ep.name, f"{type(exc).__name__}: {exc}") from exc
-            try:
-                proxy = register_plugin(pm, plugin, ep.name)
-            except pluggy.PluginValidationError as exc:
-                raise PluginLoadError(ep.name, str(exc)) from exc
-            proxy.dokku_tasks_origin = f"{dist.metadata['Name']} {dist.version}"
+            if ep.group == ENTRYPOINT_GROUP and not (
+                pm.has_plugin(ep.name) or pm.is_blocked(ep.name)
+            ):
+                return str(ep.name)
+    return "?"
 
 
-def register_plugin(pm: pluggy.PluginManager, plugin: object, name: str) -> types.SimpleNamespace:
-    """Register ``plugin`` (a module, class instance or namespace) under ``name``.
-
-    What is registered is a stand-in for ``plugin`` whose hook functions raise errors naming it.
-
-    pluggy re-raises a plugin's exception unchanged.  Registering wrapped copies of the hook
-    functions (``functools.wraps`` keeps their marker and signature) keeps pluggy's own calling
-    rules (ordering, firstresult, wrappers) while every failure, and every task a phase hook
-    returns, carries the plugin's name.
-    """
-    proxy = types.SimpleNamespace(__name__=name, dokku_tasks_origin="registered")
-    for attr in dir(plugin):
-        opts = pm.parse_hookimpl_opts(plugin, attr)
-        if opts is None:
-            continue
-        hook = opts.get("specname") or attr
-        setattr(
-            proxy,
-            attr,
-            _named(
-                getattr(plugin, attr),
-                name,
-                hook,
-                bool(opts.get("wrapper") or opts.get("hookwrapper")),
-            ),
-        )
-    pm.register(proxy, name=name)
-    return proxy
+def _refuse_phase_wrappers(pm: pluggy.PluginManager) -> None:
+    # These hooks are called one implementation at a time, so that each task and step
+    # carries its plugin: a wrapper around them would never run.
+    for hook in PHASE_HOOKS:
+        for impl in getattr(pm.hook, hook).get_hookimpls():
+            if impl.wrapper or impl.hookwrapper:
+                raise PluginLoadError(
+                    impl.plugin_name,
+                    f"hook {hook} is called one implementation at a time and cannot be a wrapper",
+                )
 
 
 def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:
     """Every registered plugin, built-ins first, with its origin and implemented hooks.
 
-    A built-in blocked by ``$DOKKU_TASKS_DISABLE_PLUGINS`` is listed as ``disabled``; other
-    blocked names are left out (they may name no plugin at all).
+    The origin is ``built-in``, the distribution and version an entry point came from, or
+    ``registered`` for a plugin a caller registered itself.  A built-in blocked by
+    ``$DOKKU_TASKS_DISABLE_PLUGINS`` is listed as ``disabled``; other blocked names are left
+    out (they may name no plugin at all).
     """
     builtin = {name for name, _ in BUILTIN_PLUGINS}
+    distributions = {id(plugin): dist for plugin, dist in pm.list_plugin_distinfo()}
     infos = []
     for name, plugin in pm.list_name_plugin():
         if plugin is None:  # a blocked name
@@ -147,56 +140,19 @@ def plugin_infos(pm: pluggy.PluginManager) -> list[PluginInfo]:
             for caller in pm.get_hookcallers(plugin) or ()
             if not caller.name.startswith("_")
         )
-        origin = (
-            "built-in" if name in builtin else getattr(plugin, "dokku_tasks_origin", "registered")
-        )
+        if name in builtin:
+            origin = "built-in"
+        elif (dist := distributions.get(id(plugin))) is not None:
+            origin = f"{dist.metadata['Name']} {dist.version}"
+        else:
+            origin = "registered"
         infos.append(PluginInfo(name=name, origin=origin, hooks=tuple(hooks)))
     infos.sort(key=lambda info: (info.origin != "built-in", info.name))
     return infos
 
 
-def _named(
-    function: Callable[..., Any], plugin: str, hook: str, wrapper: bool
-) -> Callable[..., Any]:
-    if wrapper:
-
-        @functools.wraps(function)
-        def named_wrapper(*args: Any, **kwargs: Any) -> Generator[Any, Any, Any]:
-            try:
-                return (yield from function(*args, **kwargs))
-            except DokkuTasksError:
-                raise
-            except Exception as exc:
-                raise PluginError(plugin, _describe(exc), hook) from exc
-
-        return named_wrapper
-
-    @functools.wraps(function)
-    def named(*args: Any, **kwargs: Any) -> Any:
-        try:
-            result = function(*args, **kwargs)
-        except PluginError:
-            raise
-        except DokkuTasksError as exc:
-            raise PluginError(plugin, exc.message, hook) from exc
-        except Exception as exc:
-            raise PluginError(plugin, _describe(exc), hook) from exc
-        if hook in _PHASE_HOOKS:
-            return _stamp_tasks(result, plugin, hook)
-        return result
-
-    return named
-
-
-def _stamp_tasks(result: object, plugin: str, hook: str) -> list[Task] | None:
-    if result is None:
-        return None
-    items = [result] if isinstance(result, Task) else result
-    if not isinstance(items, (list, tuple)) or not all(isinstance(t, Task) for t in items):
-        raise PluginError(
-            plugin, f"returned {result!r}; expected a Task, a list of Tasks or None", hook
-        )
-    return [attrs.evolve(task, plugin=plugin) for task in items]
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split())
 
 
 def _describe(exc: BaseException) -> str:

@@ -14,6 +14,7 @@ import attrs
 from .converters import mount_tuple, string_map, string_tuple
 
 if TYPE_CHECKING:
+    from .output import Output
     from .properties import PropertyStore
 
 #: The four deployment-task phases, in the order a deploy runs them.
@@ -44,6 +45,10 @@ def _rows(value: Iterable[ReportRow]) -> tuple[ReportRow, ...]:
 
 
 def _task_results(value: Iterable[TaskResult]) -> tuple[TaskResult, ...]:
+    return tuple(value)
+
+
+def _host_steps(value: Iterable[HostStep]) -> tuple[HostStep, ...]:
     return tuple(value)
 
 
@@ -194,6 +199,30 @@ class DeployContext:
     source_dir: Path | None = None
     first_deploy: bool = False
     shell: str | None = None
+    #: The deploy's output: a host-side step prints through it (``output.step``, ``info``),
+    #: so a library caller's sink gets its lines like any task's.
+    output: Output = attrs.field(factory=lambda: _default_output(), eq=False, repr=False)
+
+
+def _default_output() -> Output:
+    from .output import Output
+
+    return Output()
+
+
+@attrs.frozen
+class HostStep:
+    """One plugin's host-side step in a deploy: a phase hook's implementation, or the early
+    ``deploy_started`` check.  ``error`` is the failure line, ``None`` when it went through."""
+
+    plugin: str
+    hook: str
+    duration: float
+    error: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
 
 
 @attrs.frozen
@@ -238,6 +267,8 @@ class DeployResult:
     containers: tuple[str, ...] = attrs.field(default=(), converter=string_tuple)
     error: str | None = None
     duration: float = 0.0
+    #: The plugins' host-side steps, in the order they ran.
+    steps: tuple[HostStep, ...] = attrs.field(default=(), converter=_host_steps)
 
     @property
     def ok(self) -> bool:

@@ -9,7 +9,7 @@ import fcntl
 import os
 import signal
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
@@ -27,6 +27,7 @@ from .errors import (
     EngineError,
     InterruptedDeployError,
     PluginError,
+    PropertyError,
     SourceError,
     TaskFailedError,
     UsageError,
@@ -57,6 +58,7 @@ if TYPE_CHECKING:
     import pluggy
 
     from .engine import Engine
+    from .hooks import Hooks
     from .scheduling import ProcessSpec, Scheduler
 
 DEPLOYED_IMAGE_REPO = "dokku/{app}"
@@ -79,8 +81,7 @@ class DeployRequest:
     ``source`` alone builds ``source/Dockerfile``; ``image`` alone deploys that image, reading
     app.json and the Procfile from its WORKDIR; both deploy the image with the files from the
     source tree.  ``env`` (config values) reach every task and process but never an image.
-    ``task_timeout``, ``scheduler`` and ``registry`` of ``None`` fall back to the app's
-    properties.
+    ``task_timeout`` and ``scheduler`` of ``None`` fall back to the app's properties.
     """
 
     app: str
@@ -91,51 +92,61 @@ class DeployRequest:
     network: str | None = None
     task_timeout: float | None = None
     scheduler: str | None = None
-    registry: str | None = None
 
 
 def deploy(
     request: DeployRequest,
     *,
-    root: Path,
+    root: str | os.PathLike[str],
     output: Output | None = None,
     pm: pluggy.PluginManager | None = None,
+    engine: Callable[[Interruption], Engine] | None = None,
 ) -> DeployResult:
     """Run a whole deploy of ``request.app``; return its record.
 
     A deploy that got as far as ``Application deployed`` stays a success: a signal or a
     clean-up failure after that point is reported as one warning line, not as a failure.
 
+    :param root: the state root.
+    :param output: where progress goes (default: stdout and stderr).
+    :param pm: the plugin manager (default: :func:`~dokku_tasks.manager.get_plugin_manager`).
+    :param engine: makes the deploy's engine connection, given the deploy's
+        :class:`~dokku_tasks.specs.Interruption` (default: :meth:`Engine.connect`); a test passes
+        a fake engine here.
     :raises DokkuTasksError: anything that fails the deploy.  The exception's ``result``
         attribute holds the :class:`DeployResult` when the deploy got as far as the engine;
         :func:`~dokku_tasks.errors.cleanup_line` says what cleaning up after it could not do.
     """
+    from .hooks import Hooks
     from .manager import get_plugin_manager
 
+    root = Path(root)
     output = output or Output()
     app = validate_app_name(request.app)
     _check_request(request)
-    pm = pm or get_plugin_manager()
+    plugins = Hooks(pm or get_plugin_manager())
     registry = AppRegistry(root)
     progress = _Progress()
     try:
         with _app_lock(root, app), _signals_raise(progress):
-            from .engine import Engine
-
-            engine = Engine.connect(interruption=progress.interruption)
+            # First, before anything is built or read: a plugin may refuse the deploy.
+            plugins.deploy_started(
+                app=app, request=request, properties=registry.properties, output=output
+            )
+            connected = (engine or _connect)(progress.interruption)
             try:
                 if not registry.exists(app):
                     output.step(f"Creating {app}...")
                     registry.create(app)
                 result = _Deploy(
-                    request, app, registry.properties, engine, pm, output, progress
+                    request, app, registry.properties, connected, plugins, output, progress
                 ).run()
             except BaseException as exc:
                 # The deploy's own error is the one to report; a failed clean-up is a note.
-                _close_noting(engine, exc)
+                _close_noting(connected, exc)
                 raise
             try:
-                engine.close()
+                connected.close()
             except DokkuTasksError as cleanup:
                 output.error(f"Clean-up: {cleanup.message}")
             return result
@@ -148,6 +159,12 @@ def deploy(
         raise error from None
 
 
+def _connect(interruption: Interruption) -> Engine:
+    from .engine import Engine
+
+    return Engine.connect(interruption=interruption)
+
+
 def _close_noting(engine: Engine, error: BaseException) -> None:
     """Close ``engine`` after ``error``; a clean-up failure becomes a note on ``error``."""
     try:
@@ -156,11 +173,21 @@ def _close_noting(engine: Engine, error: BaseException) -> None:
         add_cleanup_note(error, cleanup.message)
 
 
-def destroy(app: str, *, root: Path, output: Output | None = None) -> None:
+def destroy(
+    app: str,
+    *,
+    root: Path,
+    output: Output | None = None,
+    pm: pluggy.PluginManager | None = None,
+) -> None:
     """Destroy ``app``: its containers, services and images, then its state.
 
-    Holds the app's deploy lock, so an app is never destroyed under a running deploy.  When no
-    engine answers, the state is still removed and a warning says what may remain.
+    Every scheduler removes what it runs of the app (:meth:`Scheduler.remove_app`), then the
+    engine removes the app's images.  Holds the app's deploy lock, so an app is never destroyed
+    under a running deploy.  When no engine answers, the state is still removed and a warning
+    says what may remain.
+
+    :param pm: the plugin manager (default: :func:`~dokku_tasks.manager.get_plugin_manager`).
     """
     from .engine import Engine
 
@@ -174,12 +201,45 @@ def destroy(app: str, *, root: Path, output: Output | None = None) -> None:
             output.error(f"{exc.message}; containers and images of {app} were not removed")
         else:
             try:
-                containers, images = engine.remove_app(app)
+                schedulers = _every_scheduler(pm, engine, app, registry.properties)
+                containers = sum(scheduler.remove_app(app) for scheduler in schedulers)
+                images = engine.remove_app_images(app)
             finally:
                 engine.close()
             if containers or images:
                 output.info(f"Removed {containers} container(s) and {images} image(s)")
         registry.destroy(app)
+
+
+def _every_scheduler(
+    pm: pluggy.PluginManager | None, engine: Engine, app: str, store: PropertyStore
+) -> list[Scheduler]:
+    """Every registered scheduler, made for ``app`` (``apps:destroy`` empties each).
+
+    The default scheduler comes last: a cluster's schedulers first stop restarting what they
+    run, then the local one removes every container that is left.
+    """
+    from .hooks import Hooks
+    from .manager import get_plugin_manager
+
+    factories = Hooks(pm or get_plugin_manager()).schedulers
+    names = sorted(factories, key=lambda name: (name == DEFAULT_SCHEDULER, name))
+    return [factories[name](engine=engine, app=app, properties=store) for name in names]
+
+
+def configured_task_timeout(value: str, app: str) -> float | None:
+    """The task timeout the ``scheduler`` ``task-timeout`` value gives; ``None`` for none.
+
+    :raises PropertyError: the stored value is not a timeout (a property file edited by hand).
+    """
+    from .options import parse_task_timeout
+
+    try:
+        return parse_task_timeout(value or "none")
+    except UsageError as exc:
+        raise PropertyError(
+            f"Property scheduler task-timeout of {app} is not valid: {exc.message}"
+        ) from None
 
 
 def _check_request(request: DeployRequest) -> None:
@@ -309,7 +369,7 @@ class _Deploy:
         app: str,
         store: PropertyStore,
         engine: Engine,
-        pm: pluggy.PluginManager,
+        plugins: Hooks,
         output: Output,
         progress: _Progress | None = None,
     ) -> None:
@@ -321,7 +381,7 @@ class _Deploy:
         self.app = app
         self.store = store
         self.engine = engine
-        self.pm = pm
+        self.plugins = plugins
         self.output = output
         self.results: list[TaskResult] = []
         self.started = time.monotonic()
@@ -376,6 +436,7 @@ class _Deploy:
             containers=self.containers,
             error=message,
             duration=time.monotonic() - self.started,
+            steps=self.plugins.steps,
         )
 
     def _finish(self, error: BaseException | None) -> DeployResult:
@@ -384,7 +445,7 @@ class _Deploy:
         if isinstance(error, (DokkuTasksError, _Stopped)):
             error.result = result
         try:
-            self.pm.hook.deploy_finished(app=self.app, result=result)
+            self.plugins.deploy_finished(app=self.app, result=result)
         except DokkuTasksError as hook_error:
             if error is None:
                 raise
@@ -392,9 +453,7 @@ class _Deploy:
         return result
 
     def _run(self) -> None:
-        from .settings import computed_scheduler, computed_shell, computed_task_timeout
-
-        scheduler_name = self.request.scheduler or computed_scheduler(self.store, self.app)
+        scheduler_name = self.request.scheduler or self._setting("scheduler", "selected")
         scheduler = self._scheduler(scheduler_name)
         local = scheduler if scheduler.can_commit else self._scheduler(DEFAULT_SCHEDULER)
         removed = scheduler.remove_stale_tasks(self.app, self.owner)
@@ -402,10 +461,10 @@ class _Deploy:
             self.output.step(
                 f"Removed {removed} stale task container(s) left by an interrupted deploy of {self.app}"
             )
-        shell = computed_shell(self.store, self.app)
+        shell = self._setting("scheduler", "shell") or None
         timeout = self.request.task_timeout
         if timeout is None:
-            timeout = computed_task_timeout(self.store, self.app)
+            timeout = self._task_timeout()
 
         self.deployed_image = self.engine.image_id(
             f"{DEPLOYED_IMAGE_REPO.format(app=self.app)}:{DEPLOYED_TAG}"
@@ -428,6 +487,7 @@ class _Deploy:
             source_dir=self.request.source,
             first_deploy=first_deploy,
             shell=shell,
+            output=self.output,
         )
         runner = _PhaseRunner(self, base, scheduler, local, timeout)
 
@@ -455,17 +515,24 @@ class _Deploy:
         self.progress.succeeded = True
         self.output.section(f"Application deployed: {self.app}")
 
-    def _scheduler(self, name: str) -> Scheduler:
+    def _setting(self, namespace: str, prop: str) -> str:
+        """The value a plugin's setting has for this app; empty when no plugin registered it."""
         from .settings import computed
 
-        registry = self.request.registry or computed(self.store, "registry", self.app, "server")
-        found: Scheduler | None = self.pm.hook.scheduler(
-            name=name, engine=self.engine, app=self.app, registry=registry or None
-        )
-        if found is None:
-            known = sorted({n for names in self.pm.hook.scheduler_names() for n in names})
-            raise UsageError(f"Unknown scheduler {name!r}; available: {', '.join(known)}")
-        return found
+        ns = self.plugins.settings.get(namespace)
+        if ns is None or prop not in ns.property_names:
+            return ""
+        return computed(self.store, ns, self.app, prop)
+
+    def _task_timeout(self) -> float | None:
+        return configured_task_timeout(self._setting("scheduler", "task-timeout"), self.app)
+
+    def _scheduler(self, name: str) -> Scheduler:
+        factory = self.plugins.schedulers.get(name or DEFAULT_SCHEDULER)
+        if factory is None:
+            known = ", ".join(sorted(self.plugins.schedulers))
+            raise UsageError(f"Unknown scheduler {name!r}; available: {known}")
+        return factory(engine=self.engine, app=self.app, properties=self.store)
 
     def _image(self) -> ImageInfo:
         if self.request.image is not None:
@@ -481,9 +548,7 @@ class _Deploy:
         return self.engine.image(image_id)
 
     def _read_files(self, image: ImageInfo | None) -> tuple[AppJson | None, Procfile | None]:
-        from .plugins.app_json import computed_appjson_path
-
-        appjson_path = computed_appjson_path(self.store, self.app)
+        appjson_path = self._setting("app-json", "appjson-path") or "app.json"
         if self.request.source is not None:
             appjson_data = locate.read_source_file(self.request.source, appjson_path)
             procfile_data = locate.read_source_file(
@@ -517,9 +582,7 @@ class _Deploy:
 
     def argv(self, task: Task, image: ImageInfo, context: DeployContext) -> tuple[str, ...]:
         """The container argv for ``task`` in ``image``, as the ``task_argv`` hook shapes it."""
-        argv: Sequence[str] | None = self.pm.hook.task_argv(
-            app=self.app, task=task, image=image, context=context
-        )
+        argv = self.plugins.task_argv(app=self.app, task=task, image=image, context=context)
         if argv is None:
             raise UsageError(
                 f"No plugin turned the {task.phase} command into a container command "
@@ -568,21 +631,17 @@ class _PhaseRunner:
     def options(self, context: DeployContext, phase: str) -> ContainerOptions:
         request = self.deploy.request
         merged = ContainerOptions(env=request.env, mounts=request.mounts, network=request.network)
-        for extra in self.deploy.pm.hook.container_options(
+        for extra in self.deploy.plugins.container_options(
             app=self.deploy.app, context=context, phase=phase
         ):
-            if extra is not None:
-                merged = merged.merged(extra)
+            merged = merged.merged(extra)
         return merged
 
     def phase(self, hook_name: str, main_phase: str, image: ImageInfo) -> ImageInfo:
         """Run one phase; return the image later phases use (changed by a committing task)."""
         deploy = self.deploy
         context = attrs.evolve(self.base, image=image.id)
-        hook = getattr(deploy.pm.hook, hook_name)
-        tasks: list[Task] = [
-            t for result in hook(app=deploy.app, context=context) for t in result or ()
-        ]
+        tasks = deploy.plugins.phase(hook_name, app=deploy.app, context=context)
         phases = [main_phase, *sorted({t.phase for t in tasks} - {main_phase}, key=_phase_order)]
         for phase in phases:
             phase_tasks = [t for t in tasks if t.phase == phase]

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import attrs
 
@@ -19,6 +19,10 @@ from .converters import string_tuple
 from .locks import lock_is_held
 from .models import ContainerOptions, ImageInfo, Task
 from .specs import APP_LABEL, OWNER_LABEL, TASK_LABEL
+
+if TYPE_CHECKING:
+    from .engine import Engine
+    from .properties import PropertyStore
 
 #: Where the task's env file is mounted: /dev is a tmpfs in every container, so neither the
 #: file nor its mount point ever reaches a committed image.
@@ -122,6 +126,15 @@ class Scheduler(Protocol):
         """
         ...
 
+    def remove_app(self, app: str) -> int:
+        """Remove everything of ``app`` this scheduler runs (``apps:destroy``); return how many.
+
+        Every container, service or job of the app, tasks and processes alike.  A scheduler
+        whose platform is not there (an engine that manages no swarm) removes nothing and
+        returns 0 rather than fail.  The app's images are the core's: it removes them after.
+        """
+        ...
+
     def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:
         """Run one task to its end, streaming output to ``io``; never leave it behind.
 
@@ -142,3 +155,12 @@ class Scheduler(Protocol):
         :return: the names of what now runs.
         """
         ...
+
+
+class SchedulerFactory(Protocol):
+    """Makes a :class:`Scheduler` for one deploy of ``app`` (registered by a plugin).
+
+    ``properties`` holds the plugin's own settings (a registry server, say).
+    """
+
+    def __call__(self, *, engine: Engine, app: str, properties: PropertyStore) -> Scheduler: ...

@@ -40,6 +40,8 @@ REAL_BUILTINS = manager.BUILTIN_PLUGINS
 BUILTINS = (
     ("app-json", "dokku_tasks.plugins.app_json"),
     ("scheduler", "dokku_tasks.plugins.scheduler"),
+    ("docker-local", "dokku_tasks.plugins.docker_local"),
+    ("swarm", "dokku_tasks.plugins.swarm"),
 )
 
 #: The seed's report, as issue 2 quotes it.
@@ -612,36 +614,34 @@ def test_scheduler_set_errors(root: Path, args: list[str], message: str) -> None
 def test_scheduler_names_come_from_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     class Nomad:
         @hookimpl
-        def scheduler_names(self) -> list[str]:
-            return ["nomad"]
+        def register_schedulers(self, register: Any) -> None:
+            register("nomad", lambda **_: None)
 
     install(monkeypatch, FakeDistribution("nomad-dist", "1", FakeEntryPoint("nomad", Nomad())))
     ok("apps:create", "web")
     assert ok("scheduler:set", "web", "selected", "nomad") == "=====> Setting selected to nomad\n"
     fails(
-        run("scheduler:set", "web", "selected", "swarm"),
-        "Invalid scheduler 'swarm', valid schedulers: nomad",
+        run("scheduler:set", "web", "selected", "k8s"),
+        "Invalid scheduler 'k8s', valid schedulers: docker-local, nomad, swarm",
     )
 
 
-def test_scheduler_set_unset_needs_no_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_namespace_commands_come_from_the_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
     install(
         monkeypatch, FakeDistribution("d", "1", FakeEntryPoint("broken", error=ImportError("x")))
     )
-    ok("apps:create", "web")
-    # Only checking a scheduler name loads the plugins; unsetting it does not.
-    assert ok("scheduler:set", "web", "selected") == "=====> Unsetting selected\n"
-    fails(
-        run("scheduler:set", "web", "selected", "swarm"),
-        "Plugin 'broken' could not be loaded: ImportError: x",
-    )
+    ok("apps:create", "web")  # a core command loads no plugin
+    # NS:set and NS:report are registered by plugins: a broken one is one line.
+    for args in (("scheduler:set", "web", "selected"), ("app-json:report", "web")):
+        fails(run(*args), "Plugin 'broken' could not be loaded: ImportError: x")
 
 
 # -- report and plugins ---------------------------------------------------------------------
 
 
 @pytest.mark.usefixtures("seed")
-def test_report_prints_every_section_in_hook_order() -> None:
+def test_report_prints_every_section_in_hook_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manager, "BUILTIN_PLUGINS", BUILTINS[:2])
     ok("apps:create", "web")
     scheduler_web = SCHEDULER_DEFAULT
     scheduler_node = SCHEDULER_DEFAULT.replace("web scheduler", "node-js-app scheduler")
@@ -670,18 +670,18 @@ def test_report_plugin_failure_is_named(monkeypatch: pytest.MonkeyPatch) -> None
     fails(
         run("report", "web"), "Plugin 'bad' failed in hook report: RuntimeError: cannot report web"
     )
-    fails(
-        run("app-json:report", "web"),
-        "Plugin 'bad' failed in hook report: RuntimeError: cannot report web",
-    )
+    # A namespace's own report is its own: another plugin's failing report cannot break it.
+    assert ok("app-json:report", "web", "--app-json-computed-appjson-path") == "app.json\n"
 
 
-def test_section_falls_back_when_its_plugin_is_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_disabled_plugins_namespace_has_no_commands(monkeypatch: pytest.MonkeyPatch) -> None:
     ok("apps:create", "web")
     monkeypatch.setenv(manager.DISABLE_ENV, "scheduler,app-json")
-    assert ok("scheduler:report", "web") == SCHEDULER_DEFAULT
-    assert ok("app-json:report", "web", "--app-json-computed-appjson-path") == "app.json\n"
-    assert ok("report", "web") == ""
+    fails(
+        run("scheduler:report", "web"),
+        "No such command 'scheduler:report'. See 'dokku-tasks --help'.",
+    )
+    assert ok("registry:report", "web", "--registry-server") == "\n"
 
 
 def test_plugins_lists_builtins_and_entry_points(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -706,18 +706,21 @@ def test_plugins_lists_builtins_and_entry_points(monkeypatch: pytest.MonkeyPatch
             FakeEntryPoint("quiet", Quiet()),
         ),
     )
+    monkeypatch.setattr(manager, "BUILTIN_PLUGINS", BUILTINS[:2])
     assert ok("plugins") == (
-        "app-json   built-in                   post_deploy, pre_deploy, report\n"
-        "scheduler  built-in                   report\n"
+        "app-json   built-in                   post_deploy, pre_deploy, register_settings, report\n"
+        "scheduler  built-in                   register_settings, report\n"
         "greeter    dokku-tasks-greeter 2.0.1  deploy_finished, release\n"
         "quiet      dokku-tasks-greeter 2.0.1  (no hooks)\n"
     )
 
 
 def test_plugins_marks_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(manager, "BUILTIN_PLUGINS", BUILTINS[:2])
     monkeypatch.setenv(manager.DISABLE_ENV, "scheduler")
     assert ok("plugins") == (
-        "app-json   built-in  post_deploy, pre_deploy, report\nscheduler  built-in  (disabled)\n"
+        "app-json   built-in  post_deploy, pre_deploy, register_settings, report\n"
+        "scheduler  built-in  (disabled)\n"
     )
 
 
@@ -747,9 +750,11 @@ def test_misspelt_hook_is_one_line_naming_it(monkeypatch: pytest.MonkeyPatch) ->
 
 def test_disabled_broken_plugin_is_not_loaded(monkeypatch: pytest.MonkeyPatch) -> None:
     install(monkeypatch, FakeDistribution("d", "1", FakeEntryPoint("broken", error=ImportError())))
+    monkeypatch.setattr(manager, "BUILTIN_PLUGINS", BUILTINS[:2])
     monkeypatch.setenv(manager.DISABLE_ENV, "broken,no-such-plugin")
     assert ok("plugins") == (
-        "app-json   built-in  post_deploy, pre_deploy, report\nscheduler  built-in  report\n"
+        "app-json   built-in  post_deploy, pre_deploy, register_settings, report\n"
+        "scheduler  built-in  register_settings, report\n"
     )
 
 
@@ -895,15 +900,15 @@ def test_deploy_scheduler_checked_against_plugins(
 ) -> None:
     class Nomad:
         @hookimpl
-        def scheduler_names(self) -> list[str]:
-            return ["nomad"]
+        def register_schedulers(self, register: Any) -> None:
+            register("nomad", lambda **_: None)
 
     install(monkeypatch, FakeDistribution("nomad-dist", "1", FakeEntryPoint("nomad", Nomad())))
     ok("deploy", "web", "--image", "i", "--scheduler", "nomad")
     assert deploys[0].request.scheduler == "nomad"
     fails(
-        run("deploy", "web", "--image", "i", "--scheduler", "swarm"),
-        "Invalid scheduler 'swarm', valid schedulers: nomad",
+        run("deploy", "web", "--image", "i", "--scheduler", "k8s"),
+        "Invalid scheduler 'k8s', valid schedulers: docker-local, nomad, swarm",
     )
 
 
@@ -1041,7 +1046,7 @@ def test_module_entry_point(root: Path) -> None:
     )
 
 
-def test_import_and_help_load_no_docker_and_no_plugins(root: Path) -> None:
+def test_import_loads_no_plugins_and_help_no_docker(root: Path) -> None:
     probe = (
         "import sys, dokku_tasks.cli; "
         "print(sorted(m for m in sys.modules if m == 'docker' or m.startswith(('docker.', "
@@ -1064,7 +1069,10 @@ def test_import_and_help_load_no_docker_and_no_plugins(root: Path) -> None:
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert lines[0] == "[]"
-    assert lines[-1] == "[]"
+    # --help lists the plugins' commands (their namespaces), so it loads them; never Docker.
+    after_help = lines[-1]
+    assert "'dokku_tasks.manager'" in after_help
+    assert "docker" not in after_help.replace("dokku_tasks.plugins.docker_local", "")
     imported = [line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line]
     assert "docker" not in imported
     assert "dokku_tasks.cli" in imported

@@ -185,7 +185,7 @@ def test_failure_before_scheduling_changes_nothing_running(
     failed = Captured()
     with pytest.raises(TaskFailedError) as failure:
         run_deploy(root, failed, engine_app, source=bad)
-    assert failure.value.task_exit_code == 7
+    assert failure.value.task_exit_status == 7
     assert f"Execution of {phase} task failed" in failure.value.message
     assert "about to fail" in failed.stdout
     assert f"=====> End of {engine_app} {phase} task" in failed.stdout
@@ -592,13 +592,13 @@ class _FailingNotifier:
 
 def _manager_with(plugin: object, name: str) -> Any:
     from dokku_tasks import hookimpl
-    from dokku_tasks.manager import get_plugin_manager, register_plugin
+    from dokku_tasks.manager import get_plugin_manager
 
     for attr in ("release", "deploy_finished"):
         if hasattr(plugin, attr):
             hookimpl(getattr(plugin, attr))
     pm = get_plugin_manager(entrypoints=False)
-    register_plugin(pm, plugin, name)
+    pm.register(plugin, name)
     return pm
 
 

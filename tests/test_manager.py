@@ -10,7 +10,8 @@ from typing import Any
 import pytest
 
 from dokku_tasks import manager
-from dokku_tasks.errors import PluginError, PluginLoadError, UsageError
+from dokku_tasks.errors import DeployRefusedError, PluginError, PluginLoadError, UsageError
+from dokku_tasks.hooks import Hooks
 from dokku_tasks.hookspecs import hookimpl
 from dokku_tasks.models import DeployContext, Task
 from dokku_tasks.properties import PropertyStore
@@ -45,8 +46,8 @@ class Greeter:
         return Task(phase="release", command=f"echo {app}", source="greeter")
 
     @hookimpl
-    def scheduler_names(self) -> list[str]:
-        return ["greeter"]
+    def register_schedulers(self, register: Any) -> None:
+        register("greeter", lambda **_: None)
 
 
 class Typo:
@@ -73,7 +74,7 @@ class ReturnsJunk:
 
 class Wrapper:
     @hookimpl(wrapper=True)
-    def scheduler_names(self) -> Iterator[None]:
+    def report(self) -> Iterator[None]:
         yield
         raise KeyError("wrapped")
 
@@ -106,9 +107,13 @@ def test_entry_point_plugin_loaded_and_described(monkeypatch: pytest.MonkeyPatch
     assert pm.get_plugin("greeter") is not None
     infos = manager.plugin_infos(pm)
     assert infos == [
-        manager.PluginInfo("app-json", "built-in", ("post_deploy", "pre_deploy", "report")),
-        manager.PluginInfo("scheduler", "built-in", ("report",)),
-        manager.PluginInfo("greeter", "dokku-tasks-greeter 1.2.3", ("release", "scheduler_names")),
+        manager.PluginInfo(
+            "app-json", "built-in", ("post_deploy", "pre_deploy", "register_settings", "report")
+        ),
+        manager.PluginInfo("scheduler", "built-in", ("register_settings", "report")),
+        manager.PluginInfo(
+            "greeter", "dokku-tasks-greeter 1.2.3", ("register_schedulers", "release")
+        ),
     ]
 
 
@@ -132,7 +137,7 @@ def test_entry_point_cannot_shadow_a_builtin(monkeypatch: pytest.MonkeyPatch) ->
     install(monkeypatch, FakeDistribution("evil", "1", FakeEntryPoint("app-json", Greeter())))
     pm = manager.get_plugin_manager()
     assert manager.plugin_infos(pm)[0] == manager.PluginInfo(
-        "app-json", "built-in", ("post_deploy", "pre_deploy", "report")
+        "app-json", "built-in", ("post_deploy", "pre_deploy", "register_settings", "report")
     )
 
 
@@ -189,7 +194,7 @@ def test_hook_exception_becomes_plugin_error(
 ) -> None:
     pm = _with(monkeypatch, "raises", Raises())
     with pytest.raises(PluginError) as info:
-        pm.hook.report(app="web", properties=PropertyStore(tmp_path))
+        Hooks(pm).report(app="web", properties=PropertyStore(tmp_path))
     assert info.value.message == "Plugin 'raises' failed in hook report: RuntimeError: boom"
     assert info.value.plugin_name == "raises"
     assert info.value.hook == "report"
@@ -199,30 +204,28 @@ def test_hook_exception_becomes_plugin_error(
 def test_our_error_in_a_hook_is_named_too(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pm = _with(monkeypatch, "raises", Raises())
     with pytest.raises(PluginError) as info:
-        pm.hook.release(app="web", context=_context(tmp_path))
+        Hooks(pm).release(app="web", context=_context(tmp_path))
     assert info.value.message == "Plugin 'raises' failed in hook release: bad release setting"
 
 
 def test_phase_tasks_stamped_with_plugin(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pm = _with(monkeypatch, "greeter", Greeter())
-    results = pm.hook.release(app="web", context=_context(tmp_path))
-    assert results == [[Task("release", "echo web", "greeter", plugin="greeter")]]
+    results = Hooks(pm).release(app="web", context=_context(tmp_path))
+    assert results == [Task("release", "echo web", "greeter", plugin="greeter")]
 
 
 def test_phase_hook_returning_junk(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pm = _with(monkeypatch, "junk", ReturnsJunk())
     with pytest.raises(PluginError) as info:
-        pm.hook.pre_deploy(app="web", context=_context(tmp_path))
+        Hooks(pm).pre_deploy(app="web", context=_context(tmp_path))
     assert info.value.message.startswith("Plugin 'junk' failed in hook pre_deploy: returned ")
 
 
-def test_wrapper_exception_named(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_wrapper_exception_named(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     pm = _with(monkeypatch, "wrapper", Wrapper())
     with pytest.raises(PluginError) as info:
-        pm.hook.scheduler_names()
-    assert (
-        info.value.message == "Plugin 'wrapper' failed in hook scheduler_names: KeyError: 'wrapped'"
-    )
+        Hooks(pm).report(app="web", properties=PropertyStore(tmp_path))
+    assert info.value.message == "Plugin 'wrapper' failed in hook report: KeyError: 'wrapped'"
 
 
 def test_every_call_builds_a_fresh_manager() -> None:
@@ -244,6 +247,75 @@ def test_old_style_hookwrappers_can_be_registered(tmp_path: Path) -> None:
             calls.append("after")
 
     pm = manager.get_plugin_manager(entrypoints=False, blocked=())
-    manager.register_plugin(pm, Wrapper(), "wrapper")
-    pm.hook.report(app="web", properties=PropertyStore(tmp_path))
+    pm.register(Wrapper(), "wrapper")
+    Hooks(pm).report(app="web", properties=PropertyStore(tmp_path))
     assert calls == ["before", "after"]
+
+
+class Refuses:
+    @hookimpl
+    def deploy_started(self, app: str) -> None:
+        raise DeployRefusedError(f"{app} is frozen")
+
+
+class Fails:
+    @hookimpl
+    def report(self) -> None:
+        raise ValueError("plain register")
+
+
+def test_plugins_are_registered_as_they_are(tmp_path: Path) -> None:
+    pm = manager.get_plugin_manager(entrypoints=False, blocked=())
+    plugin = Fails()
+    pm.register(plugin, "plain")  # plain pluggy registration, no helper
+    assert pm.get_plugin("plain") is plugin
+    with pytest.raises(PluginError) as info:
+        Hooks(pm).report(app="web", properties=PropertyStore(tmp_path))
+    assert info.value.message == "Plugin 'plain' failed in hook report: ValueError: plain register"
+    pm.unregister(plugin)
+    assert pm.get_plugin("plain") is None
+    Hooks(pm).report(app="web", properties=PropertyStore(tmp_path))
+
+
+def test_a_refusal_names_the_plugin_and_is_recorded(tmp_path: Path) -> None:
+    from dokku_tasks.output import Output
+    from dokku_tasks.pipeline import DeployRequest
+
+    pm = manager.get_plugin_manager(entrypoints=False, blocked=())
+    pm.register(Refuses(), "freeze")
+    hooks = Hooks(pm)
+    with pytest.raises(DeployRefusedError) as info:
+        hooks.deploy_started(
+            app="web",
+            request=DeployRequest(app="web", image="x"),
+            properties=PropertyStore(tmp_path),
+            output=Output(),
+        )
+    assert info.value.message == "Deploy refused by plugin 'freeze': web is frozen"
+    [step] = hooks.steps
+    assert (step.plugin, step.hook, step.ok) == ("freeze", "deploy_started", False)
+    assert step.error == info.value.message
+
+
+def test_a_wrapper_around_a_phase_hook_is_refused_at_load(monkeypatch: pytest.MonkeyPatch) -> None:
+    class WrapsRelease:
+        @hookimpl(wrapper=True)
+        def release(self) -> Iterator[None]:
+            return (yield)
+
+    with pytest.raises(PluginLoadError) as info:
+        _with(monkeypatch, "wraps", WrapsRelease())
+    assert info.value.message == (
+        "Plugin 'wraps' could not be loaded: hook release is called one implementation at a "
+        "time and cannot be a wrapper"
+    )
+
+
+def test_phase_steps_are_recorded_in_calling_order(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    pm = _with(monkeypatch, "greeter", Greeter())
+    hooks = Hooks(pm)
+    hooks.release(app="web", context=_context(tmp_path))
+    assert [(s.plugin, s.hook, s.ok) for s in hooks.steps] == [("greeter", "release", True)]
+    assert hooks.steps[0].duration >= 0

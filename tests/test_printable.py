@@ -96,8 +96,10 @@ def test_nul_in_an_app_json_script(engine_app: str, tmp_path: Path) -> None:
     result = CliRunner().invoke(
         cli, ["--root", str(tmp_path / "state"), "deploy", engine_app, "--source", str(source)]
     )
+    # A NUL is refused when app.json is read: nothing is built, and the line stays printable.
     assert result.exit_code == 1
     assert "\x00" not in result.stderr and "\x1b" not in result.stderr
-    assert result.stderr.splitlines()[-1] == (
-        " !     Execution of predeploy task failed: echo \\x00 \\x1b[2J (exit status 1)"
-    )
+    assert result.stderr.splitlines() == [
+        " !     Invalid app.json at line 1, column 37: scripts.dokku.predeploy contains a NUL "
+        "character"
+    ]

@@ -383,5 +383,5 @@ def test_another_plugins_bug_still_fails_the_report(
         raise RuntimeError("boom")
 
     monkeypatch.setattr(scheduler, "report", hookimpl(broken))
-    result = dokku(root, "app-json:report", "a1")
+    result = dokku(root, "report", "a1")
     assert_fails(result, "Plugin 'scheduler' failed in hook report: RuntimeError: boom")

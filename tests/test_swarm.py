@@ -1,4 +1,5 @@
-"""The swarm scheduler's pure parts: names, image references, job states, publishing."""
+"""The swarm scheduler's pure parts: names, image references, job states, publishing, and
+removing an app's services (with fakes for the engine)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import pytest
 
 from dokku_tasks.models import ImageInfo
 from dokku_tasks.plugins.swarm import SwarmScheduler, dns_name, image_reference, job_exit
+from dokku_tasks.specs import APP_LABEL as APP
+from dokku_tasks.specs import PROCESS_LABEL as PROCESS
+from dokku_tasks.specs import TASK_LABEL as TASK
 
 
 @pytest.mark.parametrize(
@@ -45,6 +49,9 @@ def test_job_exit_reads_the_finished_task() -> None:
 
 
 class _RecordingEngine:
+    """The core engine (``tag``) and the plugin's service calls (``push``) in one, so that one
+    list records the order of both."""
+
     def __init__(self) -> None:
         self.calls: list[tuple[Any, ...]] = []
 
@@ -57,7 +64,7 @@ class _RecordingEngine:
 
 def test_publish_pushes_once_per_image_when_a_registry_is_set() -> None:
     engine = _RecordingEngine()
-    scheduler = SwarmScheduler(engine, "reg.example:5000")  # type: ignore[arg-type]
+    scheduler = SwarmScheduler(engine, "reg.example:5000", swarm=engine)  # type: ignore[arg-type]
     image = ImageInfo(ref="x", id="sha256:feedfacecafe0000")
     assert scheduler.publish("web", image) == "reg.example:5000/dokku/web:feedfacecafe"
     assert scheduler.publish("web", image) == "reg.example:5000/dokku/web:feedfacecafe"
@@ -69,7 +76,7 @@ def test_publish_pushes_once_per_image_when_a_registry_is_set() -> None:
 
 def test_publish_only_tags_without_a_registry() -> None:
     engine = _RecordingEngine()
-    scheduler = SwarmScheduler(engine)  # type: ignore[arg-type]
+    scheduler = SwarmScheduler(engine, swarm=engine)  # type: ignore[arg-type]
     assert scheduler.publish("web", ImageInfo(ref="x", id="sha256:abc")) == "dokku/web:abc"
     assert [call[0] for call in engine.calls] == ["tag"]
 
@@ -83,6 +90,53 @@ def test_a_deploy_on_an_engine_without_a_swarm_stops_before_any_task() -> None:
     from dokku_tasks.errors import EngineError
     from dokku_tasks.scheduling import TaskOwner
 
-    scheduler = SwarmScheduler(_NoSwarmEngine())  # type: ignore[arg-type]
+    engine = _NoSwarmEngine()
+    scheduler = SwarmScheduler(engine, swarm=engine)  # type: ignore[arg-type]
     with pytest.raises(EngineError, match="needs an engine that manages an active swarm"):
         scheduler.remove_stale_tasks("web", TaskOwner("/state"))
+
+
+class _Services:
+    """The plugin's service calls, on a swarm that is active or not."""
+
+    def __init__(self, active: bool, services: dict[str, dict[str, str]]) -> None:
+        self.active = active
+        self.listed = services
+        self.removed: list[str] = []
+
+    def swarm_active(self) -> bool:
+        return self.active
+
+    def services(self, labels: dict[str, str]) -> list[Any]:
+        from dokku_tasks.plugins.swarm.specs import ServiceInfo
+
+        return [
+            ServiceInfo(id=sid, name=sid, labels=own, version=1, image="x")
+            for sid, own in self.listed.items()
+            if labels.items() <= own.items()
+        ]
+
+    def remove_service(self, service_id: str) -> None:
+        assert self.active, "no service call on an engine without a swarm"
+        self.removed.append(service_id)
+
+
+def test_remove_app_removes_every_service_of_the_app() -> None:
+    swarm = _Services(
+        True,
+        {
+            "web": {APP: "shop", PROCESS: "web"},
+            "job": {APP: "shop", PROCESS: "web", TASK: "release"},
+            "other": {APP: "blog", PROCESS: "web"},
+        },
+    )
+    scheduler = SwarmScheduler(_RecordingEngine(), swarm=swarm)  # type: ignore[arg-type]
+    assert scheduler.remove_app("shop") == 2
+    assert sorted(swarm.removed) == ["job", "web"]
+
+
+def test_remove_app_without_a_swarm_removes_nothing_and_does_not_fail() -> None:
+    swarm = _Services(False, {"web": {APP: "shop"}})
+    scheduler = SwarmScheduler(_RecordingEngine(), swarm=swarm)  # type: ignore[arg-type]
+    assert scheduler.remove_app("shop") == 0
+    assert swarm.removed == []

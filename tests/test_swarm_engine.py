@@ -139,7 +139,7 @@ def test_failure_before_scheduling_leaves_services_at_their_spec(
             root=root,
             output=Captured().output,
         )
-    assert failure.value.task_exit_code == 4
+    assert failure.value.task_exit_status == 4
     assert _web_spec(docker_client, engine_app) == before
     assert job_services(docker_client, engine_app) == []
 
@@ -226,3 +226,25 @@ def test_ctrl_c_removes_the_job(
     assert "Traceback" not in stderr
     assert len(stderr.strip().splitlines()) == 1
     assert job_services(docker_client, engine_app) == []
+
+
+def test_apps_destroy_removes_the_services_containers_and_images(
+    docker_client: Any, swarm: None, app_image: Any, engine_app: str, root: Path
+) -> None:
+    from tests.deploys import dokku
+
+    deploy(
+        DeployRequest(app=engine_app, image=app_image(), scheduler="swarm"),
+        root=root,
+        output=Captured().output,
+    )
+    assert [s.name for s in services(docker_client, engine_app)] == [f"{engine_app}-web"]
+    done = dokku(root, "apps:destroy", engine_app, "--force")
+    assert done.returncode == 0, done.stderr
+    assert "       Removed " in done.stdout
+    label = {"label": f"com.dokku.app-name={engine_app}"}
+    assert services(docker_client, engine_app) == []
+    assert docker_client.containers.list(all=True, filters=label) == []
+    assert docker_client.images.list(filters=label) == []
+    assert docker_client.images.list(name=f"dokku/{engine_app}") == []
+    assert not (root / "apps" / engine_app).exists()

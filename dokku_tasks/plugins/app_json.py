@@ -6,9 +6,14 @@
 
 from __future__ import annotations
 
+import posixpath
+from collections.abc import Callable
+from typing import TYPE_CHECKING
+
 import attrs
 
 from .. import settings
+from ..errors import PropertyError
 from ..hookspecs import hookimpl
 from ..models import (
     HEROKU_POSTDEPLOY,
@@ -19,15 +24,46 @@ from ..models import (
     Task,
 )
 from ..properties import PropertyStore
+from ..settings import Namespace, Property
 
-PLUGIN = settings.APP_JSON.name
+if TYPE_CHECKING:
+    from ..hooks import Hooks
+
 #: Written before scripts.postdeploy runs, so a failed one is not retried (as Dokku).
 HEROKU_POSTDEPLOY_MARKER = "heroku.postdeploy"
 
 
+def _validate_appjson_path(value: str, plugins: Hooks | None) -> str:
+    # Stored as given (the report shows what was set); the checks use the form the deploy uses:
+    # leading and trailing "/" stripped, as Dokku's strings.Trim(path, "/").
+    relative = value.strip("/")
+    if "\x00" in value or not relative.strip():
+        raise PropertyError(f"Invalid appjson-path {value!r}: it must name a file")
+    normal = posixpath.normpath(relative)
+    if normal == ".." or normal.startswith("../"):
+        raise PropertyError(
+            f"Invalid appjson-path {value!r}: it must stay inside the source tree "
+            "(or the image's WORKDIR)"
+        )
+    return value
+
+
+APP_JSON = Namespace(
+    name="app-json",
+    label="App-json",
+    properties=(Property("appjson-path", default="app.json", validator=_validate_appjson_path),),
+)
+PLUGIN = APP_JSON.name
+
+
 def computed_appjson_path(store: PropertyStore, app: str) -> str:
     """The app value, else the global value, else ``app.json``."""
-    return settings.computed(store, PLUGIN, app, "appjson-path")
+    return settings.computed(store, APP_JSON, app, "appjson-path")
+
+
+@hookimpl
+def register_settings(register: Callable[[Namespace], None]) -> None:
+    register(APP_JSON)
 
 
 def _task(context: DeployContext, phase: str, commit: bool = False) -> Task | None:
@@ -63,4 +99,4 @@ def post_deploy(app: str, context: DeployContext) -> list[Task]:
 @hookimpl
 def report(app: str, properties: PropertyStore) -> ReportSection:
     """The ``app-json`` section: computed, global and app ``appjson-path``."""
-    return settings.report_section(properties, PLUGIN, app)
+    return settings.report_section(properties, APP_JSON, app)

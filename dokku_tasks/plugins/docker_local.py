@@ -7,14 +7,22 @@ import secrets
 import shlex
 import shutil
 import tempfile
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..errors import EngineError, TaskTimeoutError, add_cleanup_note
 from ..hookspecs import hookimpl
 from ..models import ContainerOptions, ImageInfo, Mount
-from ..scheduling import ENV_FILE_TARGET, ProcessSpec, TaskIO, TaskOwner, TaskRun, TaskSpec
+from ..scheduling import (
+    ENV_FILE_TARGET,
+    ProcessSpec,
+    SchedulerFactory,
+    TaskIO,
+    TaskOwner,
+    TaskRun,
+    TaskSpec,
+)
 from ..specs import (
     APP_LABEL,
     PREDEPLOY_LABEL,
@@ -26,18 +34,18 @@ from ..specs import (
 
 if TYPE_CHECKING:
     from ..engine import Engine
+    from ..properties import PropertyStore
 
 NAME = "docker-local"
 
 
-@hookimpl
-def scheduler(name: str, engine: Engine) -> DockerLocalScheduler | None:
-    return DockerLocalScheduler(engine) if name == NAME else None
+def _for_deploy(*, engine: Engine, app: str, properties: PropertyStore) -> DockerLocalScheduler:
+    return DockerLocalScheduler(engine)
 
 
 @hookimpl
-def scheduler_names() -> list[str]:
-    return [NAME]
+def register_schedulers(register: Callable[[str, SchedulerFactory], None]) -> None:
+    register(NAME, _for_deploy)
 
 
 def env_loader(shell: str) -> tuple[str, ...]:
@@ -103,6 +111,13 @@ class DockerLocalScheduler:
         for directory in Path(tempfile.gettempdir()).glob(f"{_env_dir_prefix(app, owner)}*"):
             shutil.rmtree(directory, ignore_errors=True)
         return len(stale)
+
+    def remove_app(self, app: str) -> int:
+        """Remove every container of ``app``: processes, tasks, retired ones; return how many."""
+        containers = self.engine.containers({APP_LABEL: app})
+        for container in containers:
+            self.engine.remove(container.id)
+        return len(containers)
 
     def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:
         env = dict(spec.options.env)

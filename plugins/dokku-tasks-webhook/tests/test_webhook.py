@@ -15,6 +15,7 @@ import dokku_tasks_webhook as webhook
 import pytest
 
 from dokku_tasks.errors import DokkuTasksError, PluginError
+from dokku_tasks.hooks import Hooks
 from dokku_tasks.manager import BUILTIN_PLUGINS, get_plugin_manager, plugin_infos
 from dokku_tasks.models import DeployResult, TaskResult
 
@@ -355,7 +356,7 @@ def test_core_names_the_plugin_on_failure(server: _Server, hook_url: str) -> Non
     server.status = 500
     pm = get_plugin_manager(blocked=[name for name, _ in BUILTIN_PLUGINS])
     with pytest.raises(PluginError) as info:
-        pm.hook.deploy_finished(app="web", result=FAILURE)
+        Hooks(pm).deploy_finished(app="web", result=FAILURE)
     assert info.value.plugin_name == "webhook"
     assert str(info.value) == (
         "Plugin 'webhook' failed in hook deploy_finished: webhook POST to "
@@ -365,5 +366,5 @@ def test_core_names_the_plugin_on_failure(server: _Server, hook_url: str) -> Non
 
 def test_core_calls_the_hook(server: _Server, hook_url: str) -> None:
     pm = get_plugin_manager(blocked=[name for name, _ in BUILTIN_PLUGINS])
-    pm.hook.deploy_finished(app="web", result=SUCCESS)
+    Hooks(pm).deploy_finished(app="web", result=SUCCESS)
     assert json.loads(server.requests[0].body)["app"] == "web"

@@ -3,6 +3,10 @@
 Predeploy still runs (and commits) on the local engine: a commit has no cluster equivalent.
 ``release``, ``postdeploy`` and ``heroku.postdeploy`` run as one-shot ``replicated-job``
 services; each process type is a replicated service updated start-first.
+
+The plugin owns its engine calls (:mod:`.services`, the Docker SDK through the deploy's one
+connection, :attr:`dokku_tasks.engine.Engine.api`); that module is imported only once a swarm
+scheduler talks to the engine, so loading the plugin does not import ``docker``.
 """
 
 from __future__ import annotations
@@ -10,20 +14,24 @@ from __future__ import annotations
 import re
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .. import settings
-from ..errors import EngineError, TaskTimeoutError
-from ..hookspecs import hookimpl
-from ..models import ContainerOptions, ImageInfo, ReportSection
-from ..properties import PropertyStore
-from ..scheduling import ProcessSpec, TaskIO, TaskOwner, TaskRun, TaskSpec
-from ..specs import APP_LABEL, PROCESS_LABEL, TASK_LABEL, ServiceSpec
-from .docker_local import DockerLocalScheduler
+from ... import settings
+from ...errors import EngineError, PropertyError, TaskTimeoutError
+from ...hookspecs import hookimpl
+from ...models import ContainerOptions, ImageInfo, ReportSection
+from ...properties import PropertyStore
+from ...scheduling import ProcessSpec, SchedulerFactory, TaskIO, TaskOwner, TaskRun, TaskSpec
+from ...settings import Namespace, Property
+from ...specs import APP_LABEL, PROCESS_LABEL, TASK_LABEL
+from ..docker_local import DockerLocalScheduler
+from .specs import ServiceSpec
 
 if TYPE_CHECKING:
-    from ..engine import Engine
+    from ...engine import Engine
+    from ...hooks import Hooks
+    from .services import SwarmEngine
 
 NAME = "swarm"
 #: How often a job's state is read; the swarm API has no "wait for this task" call.
@@ -34,14 +42,38 @@ _FINAL_STATES = frozenset({"complete", "failed", "rejected", "shutdown", "orphan
 _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
 
 
-@hookimpl
-def scheduler(name: str, engine: Engine, registry: str | None) -> SwarmScheduler | None:
-    return SwarmScheduler(engine, registry or "") if name == NAME else None
+_REGISTRY_SERVER = re.compile(r"[a-z0-9.-]+(:[0-9]{1,5})?(/[a-z0-9._-]+)*")
+
+
+def _validate_registry(value: str, plugins: Hooks | None) -> str:
+    # A registry host with an optional port and path prefix, as image references allow.
+    if not _REGISTRY_SERVER.fullmatch(value):
+        raise PropertyError(
+            f"Invalid registry {value!r}: expected HOST[:PORT][/PATH], e.g. registry.example:5000"
+        )
+    return value
+
+
+#: Where the swarm scheduler pushes the deploy image, so that every node can pull it.
+REGISTRY = Namespace(
+    name="registry",
+    label="Registry",
+    properties=(Property("server", validator=_validate_registry),),
+)
+
+
+def _for_deploy(*, engine: Engine, app: str, properties: PropertyStore) -> SwarmScheduler:
+    return SwarmScheduler(engine, settings.computed(properties, REGISTRY, app, "server"))
 
 
 @hookimpl
-def scheduler_names() -> list[str]:
-    return [NAME]
+def register_schedulers(register: Callable[[str, SchedulerFactory], None]) -> None:
+    register(NAME, _for_deploy)
+
+
+@hookimpl
+def register_settings(register: Callable[[Namespace], None]) -> None:
+    register(REGISTRY)
 
 
 def dns_name(*parts: str, suffix: str = "") -> str:
@@ -81,16 +113,29 @@ class SwarmScheduler:
     name = NAME
     can_commit = False
 
-    def __init__(self, engine: Engine, registry: str = "") -> None:
+    def __init__(
+        self, engine: Engine, registry: str = "", swarm: SwarmEngine | None = None
+    ) -> None:
+        """``swarm`` makes the service calls (default: through ``engine.api``); tests pass a fake."""
         self.engine = engine
         self.registry = registry
         self.local = DockerLocalScheduler(engine)
+        self._swarm = swarm
         self._published: dict[str, str] = {}
         self._checked = False
 
+    @property
+    def swarm(self) -> SwarmEngine:
+        """The service calls, made through the deploy's connection (imports ``docker``)."""
+        if self._swarm is None:
+            from .services import SwarmEngine
+
+            self._swarm = SwarmEngine(self.engine.api)
+        return self._swarm
+
     def _require_swarm(self) -> None:
         if not self._checked:
-            if not self.engine.swarm_active():
+            if not self.swarm.swarm_active():
                 raise EngineError(
                     "The swarm scheduler needs an engine that manages an active swarm "
                     "(docker swarm init)"
@@ -103,7 +148,7 @@ class SwarmScheduler:
             repository, tag = image_reference(app, image.id, self.registry)
             self.engine.tag(image.id, repository, tag)
             if self.registry:
-                self.engine.push(repository, tag)
+                self.swarm.push(repository, tag)
             self._published[image.id] = f"{repository}:{tag}"
         return self._published[image.id]
 
@@ -112,12 +157,25 @@ class SwarmScheduler:
         self._require_swarm()
         stale = [
             s
-            for s in self.engine.services({APP_LABEL: app})
+            for s in self.swarm.services({APP_LABEL: app})
             if s.labels.get(TASK_LABEL) and owner.is_orphan(app, s.labels)
         ]
         for service in stale:
-            self.engine.remove_service(service.id)
+            self.swarm.remove_service(service.id)
         return len(stale) + self.local.remove_stale_tasks(app, owner)
+
+    def remove_app(self, app: str) -> int:
+        """Remove every service of ``app`` (processes and jobs); return how many.
+
+        Nothing where this engine manages no swarm.  The app's local containers (predeploy)
+        are the ``docker-local`` scheduler's.
+        """
+        if not self.swarm.swarm_active():
+            return 0
+        services = self.swarm.services({APP_LABEL: app})
+        for service in services:
+            self.swarm.remove_service(service.id)
+        return len(services)
 
     def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:
         self._require_swarm()
@@ -132,13 +190,13 @@ class SwarmScheduler:
             labels=spec.labels,
             job=True,
         )
-        service_id = self.engine.create_service(service)
+        service_id = self.swarm.create_service(service)
         follower = None
         try:
             io.started(service_id)
-            follower = self.engine.follow_service_logs(service_id, io.stdout, io.stderr)
+            follower = self.swarm.follow_service_logs(service_id, io.stdout, io.stderr)
             deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-            while (finished := job_exit(self.engine.service_tasks(service_id))) is None:
+            while (finished := job_exit(self.swarm.service_tasks(service_id))) is None:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TaskTimeoutError(phase, spec.timeout or 0)
                 time.sleep(POLL_SECONDS)
@@ -149,7 +207,7 @@ class SwarmScheduler:
                 raise EngineError(f"The {phase} job ended {state} without running: {error}")
             return TaskRun(service_id, code)
         finally:
-            self.engine.remove_service(service_id)
+            self.swarm.remove_service(service_id)
             if follower is not None:
                 follower.stop()
 
@@ -164,7 +222,7 @@ class SwarmScheduler:
         reference = self.publish(app, image)
         existing = {
             s.labels[PROCESS_LABEL]: s
-            for s in self.engine.services({APP_LABEL: app})
+            for s in self.swarm.services({APP_LABEL: app})
             if s.labels.get(PROCESS_LABEL) and not s.labels.get(TASK_LABEL)
         }
         wanted: dict[str, int] = {}
@@ -188,23 +246,23 @@ class SwarmScheduler:
                     replicas=process.quantity,
                 )
                 if current is None:
-                    service_id = self.engine.create_service(spec)
+                    service_id = self.swarm.create_service(spec)
                     created.append(service_id)
                     wanted[service_id] = process.quantity
                 else:
-                    self.engine.update_service(current, spec)
+                    self.swarm.update_service(current, spec)
                     wanted[current.id] = process.quantity
             self._converge(wanted, reference)
         except BaseException:
             # Services new to this deploy go; updated ones roll back by themselves (their
             # update config says so) when their new tasks fail.
             for service_id in created:
-                self.engine.remove_service(service_id)
+                self.swarm.remove_service(service_id)
             raise
         # Only once the new spec runs do process types that are gone or scaled to 0 go.
         for service_id in [*retired, *(s.id for s in existing.values())]:
-            self.engine.remove_service(service_id)
-        return tuple(s.name for s in self.engine.services({APP_LABEL: app}) if s.id in wanted)
+            self.swarm.remove_service(service_id)
+        return tuple(s.name for s in self.swarm.services({APP_LABEL: app}) if s.id in wanted)
 
     def _converge(self, wanted: Mapping[str, int], reference: str) -> None:
         """Wait until each service runs its replicas of ``reference``."""
@@ -214,7 +272,7 @@ class SwarmScheduler:
             for service_id, replicas in list(pending.items()):
                 running = [
                     t
-                    for t in self.engine.service_tasks(service_id)
+                    for t in self.swarm.service_tasks(service_id)
                     if (t.get("Status") or {}).get("State") == "running"
                     and t.get("DesiredState") == "running"
                     and t["Spec"]["ContainerSpec"]["Image"].startswith(reference)
@@ -232,4 +290,4 @@ class SwarmScheduler:
 @hookimpl
 def report(app: str, properties: PropertyStore) -> ReportSection:
     """The ``registry`` section: where the swarm scheduler pushes the deploy image."""
-    return settings.report_section(properties, settings.REGISTRY.name, app)
+    return settings.report_section(properties, REGISTRY, app)

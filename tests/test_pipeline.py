@@ -1,0 +1,296 @@
+"""The deploy pipeline without Docker: a fake engine and a fake scheduler, real plugins.
+
+What is pinned here is the pipeline's own logic: the order of phases and steps, the refusal
+of a commit outside predeploy, ``deploy_finished`` on every outcome, a failure stopping the
+deploy before scheduling with the tag unmoved, the once-only postdeploy marker, an early
+refusal that builds nothing, host steps in the record, and plugin output reaching the sink.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from dokku_tasks.errors import (
+    DeployRefusedError,
+    PluginError,
+    TaskFailedError,
+)
+from dokku_tasks.hookspecs import hookimpl
+from dokku_tasks.manager import get_plugin_manager
+from dokku_tasks.models import DeployContext, DeployResult, ImageInfo, Task
+from dokku_tasks.pipeline import DeployRequest, deploy
+from dokku_tasks.scheduling import ProcessSpec, TaskIO, TaskOwner, TaskRun, TaskSpec
+from dokku_tasks.specs import Interruption
+from tests.conftest import Captured, write_app
+
+
+class FakeEngine:
+    """The engine calls the pipeline makes, recorded; images are names in a dict."""
+
+    def __init__(self) -> None:
+        self.calls: list[str] = []
+        self.tags: dict[str, str] = {}
+        self.built = 0
+        self.closed = False
+
+    def image_id(self, ref: str) -> str | None:
+        return self.tags.get(ref)
+
+    def build(
+        self, context: Path, labels: Mapping[str, str], on_line: Callable[[str], None]
+    ) -> str:
+        self.built += 1
+        self.calls.append("build")
+        on_line("Step 1/1 : FROM scratch")
+        return f"sha256:built{self.built}"
+
+    def image(self, ref: str) -> ImageInfo:
+        image_id = self.tags.get(ref, ref)
+        return ImageInfo(
+            ref=ref, id=image_id, entrypoint=None, cmd=["sleep"], workdir="/app", labels={}
+        )
+
+    def tag(self, image: str, repository: str, tag: str) -> None:
+        self.calls.append(f"tag {repository}:{tag}")
+        self.tags[f"{repository}:{tag}"] = image
+
+    def untag(self, ref: str) -> None:
+        self.tags.pop(ref, None)
+
+    def prune_images(self, app: str, keep: Sequence[str]) -> int:
+        self.calls.append("prune")
+        return 0
+
+    def later(self, step: Callable[[], None], lane: str = "containers") -> None:
+        step()
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class FakeScheduler:
+    """Runs tasks by looking their command up in ``exits`` (0 when absent)."""
+
+    name = "fake"
+    can_commit = True
+
+    def __init__(self, log: list[str], exits: Mapping[str, int]) -> None:
+        self.log = log
+        self.exits = exits
+        self.commits = 0
+
+    def remove_stale_tasks(self, app: str, owner: TaskOwner) -> int:
+        self.log.append("remove stale")
+        return 0
+
+    def run_task(self, spec: TaskSpec, io: TaskIO) -> TaskRun:
+        self.log.append(f"{spec.task.phase}: {spec.task.command}")
+        io.started(f"container-{len(self.log)}")
+        io.stdout(f"ran {spec.task.command}")
+        code = self.exits.get(spec.task.command, 0)
+        committed = None
+        if spec.task.commit and code == 0:
+            self.commits += 1
+            committed = f"sha256:committed{self.commits}"
+        return TaskRun(f"container-{len(self.log)}", code, committed)
+
+    def deploy_processes(
+        self, app: str, image: ImageInfo, processes: Sequence[ProcessSpec], options: Any
+    ) -> tuple[str, ...]:
+        self.log.append(f"processes on {image.id}")
+        return tuple(f"{app}.{p.process_type}.1" for p in processes if p.quantity)
+
+
+class Harness:
+    """A plugin manager with the built-ins, the fake scheduler selected, and recorders."""
+
+    def __init__(self, root: Path, exits: Mapping[str, int] | None = None) -> None:
+        self.root = root
+        self.log: list[str] = []
+        self.finished: list[DeployResult] = []
+        self.engine = FakeEngine()
+        self.scheduler = FakeScheduler(self.log, exits or {})
+        self.pm = get_plugin_manager(entrypoints=False, blocked=())
+        harness = self
+
+        class Recorder:
+            @hookimpl
+            def register_schedulers(self, register: Any) -> None:
+                register("fake", lambda **_: harness.scheduler)
+
+            @hookimpl
+            def deploy_finished(self, result: DeployResult) -> None:
+                harness.finished.append(result)
+
+        self.pm.register(Recorder(), "recorder")
+
+    def engine_factory(self, interruption: Interruption) -> FakeEngine:
+        return self.engine
+
+    def deploy(self, source: Path, captured: Captured) -> DeployResult:
+        return deploy(
+            DeployRequest(app="web", source=source, scheduler="fake"),
+            root=self.root,
+            output=captured.output,
+            pm=self.pm,
+            engine=self.engine_factory,  # type: ignore[arg-type]
+        )
+
+
+PROCFILE = "release: ./migrate\nweb: ./serve\n"
+APP_JSON = {
+    "scripts": {
+        "dokku": {"predeploy": "./compile", "postdeploy": "./warm"},
+        "postdeploy": "./seed",
+    }
+}
+
+
+@pytest.fixture
+def source(tmp_path: Path) -> Path:
+    return write_app(
+        tmp_path / "src",
+        {"Dockerfile": "FROM scratch\n", "Procfile": PROCFILE, "app.json": APP_JSON},
+    )
+
+
+def test_phases_run_in_order_around_the_switch(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+    result = harness.deploy(source, captured)
+    assert result.ok
+    assert harness.log == [
+        "remove stale",
+        "predeploy: ./compile",
+        "release: ./migrate",
+        "processes on sha256:committed1",
+        "postdeploy: ./warm",
+        "heroku.postdeploy: ./seed",
+    ]
+    assert harness.engine.tags["dokku/web:latest"] == "sha256:committed1"
+    assert result.image == "sha256:committed1"
+    assert result.containers == ("web.web.1",)
+    assert [t.phase for t in result.tasks] == [
+        "predeploy",
+        "release",
+        "postdeploy",
+        "heroku.postdeploy",
+    ]
+    assert [t.plugin for t in result.tasks] == ["app-json", "procfile", "app-json", "app-json"]
+    assert harness.finished == [result]
+    assert harness.engine.closed
+    # The once-only postdeploy is marked, and does not run again.
+    harness.log.clear()
+    harness.deploy(source, captured)
+    assert "heroku.postdeploy: ./seed" not in harness.log
+    assert "postdeploy: ./warm" in harness.log
+
+
+def test_a_failed_release_stops_before_scheduling(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root, exits={"./migrate": 3})
+    with pytest.raises(TaskFailedError) as failure:
+        harness.deploy(source, captured)
+    assert failure.value.message == "Execution of release task failed: ./migrate (exit status 3)"
+    assert not any(entry.startswith("processes") for entry in harness.log)
+    assert "dokku/web:latest" not in harness.engine.tags
+    # What a retry needs is kept under the failed tag; the failure is in the record.
+    assert harness.engine.tags["dokku/web:failed"] == "sha256:committed1"
+    [result] = harness.finished
+    assert not result.ok and result.error == failure.value.message
+    assert failure.value.result == result
+
+
+def test_a_failed_postdeploy_keeps_the_once_only_run(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root, exits={"./warm": 1})
+    with pytest.raises(TaskFailedError):
+        harness.deploy(source, captured)
+    assert "heroku.postdeploy: ./seed" not in harness.log  # never reached
+    harness.scheduler.exits = {}
+    harness.log.clear()
+    harness.deploy(source, captured)
+    assert "heroku.postdeploy: ./seed" in harness.log
+
+
+def test_a_committing_task_outside_predeploy_is_refused(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+
+    class Sneaky:
+        @hookimpl
+        def release(self) -> Task:
+            return Task(phase="release", command="./sneak", source="sneaky", commit=True)
+
+    harness.pm.register(Sneaky(), "sneaky")
+    with pytest.raises(PluginError) as failure:
+        harness.deploy(source, captured)
+    assert failure.value.message == (
+        "Plugin 'sneaky' failed in hook release: returned a committing release task"
+    )
+    assert "release: ./sneak" not in harness.log
+
+
+def test_a_plugin_refuses_before_anything_is_built(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+
+    class Freeze:
+        @hookimpl
+        def deploy_started(self, app: str, output: Any) -> None:
+            output.step(f"Checking whether {app} is frozen")
+            raise DeployRefusedError(f"{app} is frozen")
+
+    harness.pm.register(Freeze(), "freeze")
+    with pytest.raises(DeployRefusedError) as refusal:
+        harness.deploy(source, captured)
+    assert refusal.value.message == "Deploy refused by plugin 'freeze': web is frozen"
+    assert harness.engine.built == 0 and harness.log == []
+    assert captured.stdout == "-----> Checking whether web is frozen\n"
+    assert not (root / "apps" / "web").exists()
+
+
+def test_host_steps_are_recorded_and_print_through_the_deploy_output(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+
+    class Snapshot:
+        @hookimpl
+        def release(self, app: str, context: DeployContext) -> None:
+            context.output.step(f"Snapshotting the database of {app}")
+            context.output.info("snapshot written")
+
+    harness.pm.register(Snapshot(), "snapshot")
+    result = harness.deploy(source, captured)
+    lines = captured.stdout.splitlines()
+    assert "-----> Snapshotting the database of web" in lines
+    assert (
+        lines[lines.index("-----> Snapshotting the database of web") + 1]
+        == "       snapshot written"
+    )
+    steps = [(s.plugin, s.hook, s.ok) for s in result.steps]
+    assert ("snapshot", "release", True) in steps
+    assert steps.index(("snapshot", "release", True)) < steps.index(
+        ("app-json", "post_deploy", True)
+    )
+    assert all(s.duration >= 0 for s in result.steps)
+
+
+def test_the_build_output_and_task_output_reach_the_sink(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    Harness(root).deploy(source, captured)
+    lines = captured.stdout.splitlines()
+    assert "       Step 1/1 : FROM scratch" in lines
+    assert "       ran ./migrate" in lines
+    assert lines[-1] == "=====> Application deployed: web"
