@@ -59,19 +59,24 @@ def release(app: str, context: DeployContext) -> Task | Sequence[Task] | None:
 
     :param app: the app's name.
     :param context: the deploy so far; ``context.image`` includes the predeploy commit.
-    :return: tasks to run in containers of ``context.image`` (never committed), or ``None``.
+    :return: tasks to run in containers of ``context.image``, or ``None``.  Only predeploy
+        commits: a task with ``commit=True`` here fails the deploy, naming the plugin.
     """
 
 
 @hookspec
 def post_deploy(app: str, context: DeployContext) -> Task | Sequence[Task] | None:
-    """Called after the app's new containers are running and the old ones are gone.
+    """Called once the app's new containers run under their names and ``latest`` has moved.
+
+    The old containers have stepped aside (renamed ``….retired-…``) and are being stopped and
+    removed in the background meanwhile; the deploy waits for that before it returns.
 
     :param app: the app's name.
     :param context: the deploy so far; ``context.image`` is the deployed image, and
         ``context.first_deploy`` tells whether this is the app's first scheduled deploy.
-    :return: tasks to run in containers of the deployed image, or ``None``.  A failure here
-        fails the deploy but leaves the new containers running.
+    :return: tasks to run in containers of the deployed image, or ``None`` (never committing,
+        as in ``release``).  A failure here fails the deploy but leaves the new containers
+        running; the app is marked deployed only after this phase succeeds.
     """
 
 
