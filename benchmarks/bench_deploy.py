@@ -837,13 +837,15 @@ def bench_report(bench: Bench) -> dict[str, Any]:
         t1 = time.perf_counter()
         apps = AppRegistry({str(root)!r}).list()
         t2 = time.perf_counter()
-        pm = get_plugin_manager()
+        from dokku_tasks.hooks import Hooks
+        ns = Hooks(get_plugin_manager()).settings.namespace("app-json")
         t3 = time.perf_counter()
         store = PropertyStore({str(root)!r})
         args = report.parse_report_args("app-json:report", [])
         lines = []
+        shared = settings.global_values(store, ns)
         for app in apps:
-            lines += report.render(app, cli._section(pm, store, "app-json", app), args)
+            lines += report.render(app, settings.report_section(store, ns, app, shared), args)
         t4 = time.perf_counter()
         print(t1 - t0, t2 - t1, t3 - t2, t4 - t3, len(lines))
         """

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
-from . import settings
 from .errors import (
     DokkuTasksError,
     InterruptedDeployError,
@@ -34,6 +33,7 @@ from .output import ERROR_PREFIX, Output
 from .text import printable
 
 if TYPE_CHECKING:
+    from . import settings
     from .hooks import Hooks
     from .pipeline import DeployRequest
 
@@ -306,7 +306,9 @@ def _set(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> Non
     # Only a value check that asks plugins (which schedulers exist) uses them.
     if value and prop in ns.property_names and ns.get_property(prop).needs_plugins:
         plugins = _plugins(ctx)
-    result = settings.set_property(registry, ns, app, prop, value, plugins=plugins)
+    from .settings import set_property
+
+    result = set_property(registry, ns, app, prop, value, plugins=plugins)
     Output().section(result.message)
 
 
@@ -324,7 +326,7 @@ def _apps_for_report(ctx: click.Context, app: str | None) -> list[str]:
 
 
 def _report(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> None:
-    from . import report
+    from . import report, settings
     from .properties import GLOBAL, PropertyStore
 
     parsed = report.parse_report_args(f"{ns.name}:report", args)
@@ -336,8 +338,9 @@ def _report(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> 
         lines = report.render(GLOBAL, settings.global_report_section(store, ns), parsed)
     elif apps := _apps_for_report(ctx, parsed.app):
         # Rendered in full before printing, so a bad info flag prints nothing but its error.
+        shared = settings.global_values(store, ns)  # read once for every app
         for app in apps:
-            lines += report.render(app, settings.report_section(store, ns, app), parsed)
+            lines += report.render(app, settings.report_section(store, ns, app, shared), parsed)
     output = Output()
     for line in lines:
         output.raw(line)

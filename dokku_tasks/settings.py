@@ -13,7 +13,7 @@ Values live in the :class:`~dokku_tasks.properties.PropertyStore` under the name
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING
 
 import attrs
@@ -191,14 +191,25 @@ def set_property(
 # -- report ---------------------------------------------------------------------------------
 
 
-def report_section(store: PropertyStore, ns: Namespace, app: str) -> ReportSection:
+def report_section(
+    store: PropertyStore,
+    ns: Namespace,
+    app: str,
+    global_values: Mapping[str, str] | None = None,
+) -> ReportSection:
     """The namespace's report section for ``app``: per property, computed, global, app rows.
 
     Keys are ``computed-PROP``, ``global-PROP``, ``PROP``; labels ``LABEL computed PROP`` and
     so on with ``-`` shown as a space.  The global row shows the default when unset, while its
-    info flag and JSON value stay the raw (empty) value.
+    info flag and JSON value stay the raw (empty) value.  ``global_values`` (from
+    :func:`global_values`) spares a report of many apps reading the global files again for each.
     """
-    return _section(store, ns, app)
+    return _section(store, ns, app, global_values)
+
+
+def global_values(store: PropertyStore, ns: Namespace) -> dict[str, str]:
+    """The raw ``--global`` value of every property of ``ns`` (empty when unset)."""
+    return {prop.name: store.get(ns.name, GLOBAL, prop.name) for prop in ns.properties}
 
 
 def global_report_section(store: PropertyStore, ns: Namespace) -> ReportSection:
@@ -210,11 +221,17 @@ def global_report_section(store: PropertyStore, ns: Namespace) -> ReportSection:
     return _section(store, ns, None)
 
 
-def _section(store: PropertyStore, spec: Namespace, app: str | None) -> ReportSection:
+def _section(
+    store: PropertyStore,
+    spec: Namespace,
+    app: str | None,
+    global_raws: Mapping[str, str] | None = None,
+) -> ReportSection:
     # Each property file is read once; the computed value is derived from what was read.
+    globals_ = global_values(store, spec) if global_raws is None else global_raws
     rows: list[ReportRow] = []
     for prop in spec.properties:
-        global_raw = store.get(spec.name, GLOBAL, prop.name)
+        global_raw = globals_[prop.name]
         app_raw = "" if app is None else store.get(spec.name, app, prop.name)
         rows += [
             ReportRow(
