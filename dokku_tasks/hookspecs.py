@@ -82,7 +82,10 @@ def post_deploy(app: str, context: DeployContext) -> Task | Sequence[Task] | Non
 
 @hookspec
 def deploy_finished(app: str, result: DeployResult) -> None:
-    """Called once at the end of every deploy that got past argument checks, success or not.
+    """Called once at the end of every deploy that reached the engine, success or not.
+
+    Not called for a deploy refused before that (bad arguments, the app's lock held, a
+    refusal in ``deploy_started``, no engine).
 
     :param app: the app's name.
     :param result: the deploy record; ``result.ok`` is false and ``result.error`` holds the
