@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -172,12 +171,12 @@ def _release_stdout() -> None:
     Output already gave up on such a stream and the command has its exit status; without
     this, the interpreter's own flush at exit would print a traceback and exit 120.
     """
+    from .output import discard
+
     try:
         sys.stdout.flush()
     except OSError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, sys.stdout.fileno())
-        os.close(devnull)
+        discard(sys.stdout)
 
 
 def state_root(ctx: click.Context) -> Path:
@@ -215,14 +214,10 @@ def _plugins(ctx: click.Context) -> Hooks:
 @click.pass_context
 def apps_create(ctx: click.Context, app: str) -> None:
     """Create an app."""
-    from .apps import AppRegistry, validate_app_name
-    from .errors import AppExistsError
+    from .api import create_app
 
-    registry = AppRegistry(_root(ctx))
-    if registry.exists(validate_app_name(app)):
-        raise AppExistsError(f"Name is already taken: {app}")
+    create_app(app, root=_root(ctx))
     Output().step(f"Creating {app}...")
-    registry.create(app)
 
 
 def _stdin_is_interactive() -> bool:

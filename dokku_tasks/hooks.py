@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from .settings import SettingsRegistry
 
 
+_PHASES = frozenset({"pre_deploy", "release", "post_deploy"})
+
+
 class Hooks:
     """Typed calls of the hooks of ``pm``; the registries plugins fill, built once."""
 
@@ -90,10 +93,9 @@ class Hooks:
 
     def phase(self, hook: str, *, app: str, context: DeployContext) -> list[Task]:
         """The tasks of phase hook ``hook`` (``pre_deploy``, ``release``, ``post_deploy``)."""
-        method = {"pre_deploy": self.pre_deploy, "release": self.release}.get(
-            hook, self.post_deploy
-        )
-        return method(app=app, context=context)
+        if hook not in _PHASES:
+            raise ValueError(f"{hook!r} is not a phase hook")
+        return self._tasks(hook, app=app, context=context)
 
     def deploy_finished(self, *, app: str, result: DeployResult) -> None:
         self._call("deploy_finished", app=app, result=result)

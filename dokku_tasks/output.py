@@ -38,7 +38,7 @@ class Output:
             # Nobody reads any more (``| head``) or the stream cannot take more (``> /dev/full``):
             # the deploy must still finish, so the lines are dropped rather than the deploy
             # stopped half-way.  Bytes the stream still buffers would fail every later write.
-            _discard_buffer(stream)
+            discard(stream)
             if stream is self.out:
                 self.quiet = True
 
@@ -81,7 +81,7 @@ class Output:
         self._write(self.out, line)
 
 
-def _discard_buffer(stream: TextIO) -> None:
+def discard(stream: TextIO) -> None:
     """Point ``stream`` at the null device, so what it buffers and later lines go nowhere."""
     try:
         fileno = stream.fileno()
