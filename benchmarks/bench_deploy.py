@@ -626,25 +626,43 @@ def bench_deploy(bench: Bench) -> dict[str, Any]:
 
 
 def bench_help(bench: Bench) -> dict[str, Any]:
-    def timed(argv: list[str]) -> float:
+    cache = Path(tempfile.mkdtemp(prefix="dokku-tasks-bench-cache-"))
+    with_index = {**bench.env, "XDG_CACHE_HOME": str(cache)}
+
+    def timed(argv: list[str], env: dict[str, str]) -> float:
         began = time.perf_counter()
-        subprocess.run(
-            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=bench.env, check=True
-        )
+        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
         return (time.perf_counter() - began) * 1000
+
+    def without_index() -> dict[str, str]:
+        # A cache directory of its own each time: the plugins are loaded and the index written.
+        return {**bench.env, "XDG_CACHE_HOME": tempfile.mkdtemp(dir=cache)}
 
     n = bench.args.help_runs
     runs = {
-        "dokku-tasks --help": [bench.script, "--help"],
-        "python -c pass (interpreter + site)": [sys.executable, "-c", "pass"],
-        "python -S -c pass (bare interpreter)": [sys.executable, "-S", "-c", "pass"],
-        "python -c 'import dokku_tasks.cli'": [sys.executable, "-c", "import dokku_tasks.cli"],
+        "dokku-tasks --help": ([bench.script, "--help"], lambda: with_index),
+        "dokku-tasks --help (no command index: loads the plugins)": (
+            [bench.script, "--help"],
+            without_index,
+        ),
+        "python -c pass (interpreter + site)": ([sys.executable, "-c", "pass"], lambda: bench.env),
+        "python -S -c pass (bare interpreter)": (
+            [sys.executable, "-S", "-c", "pass"],
+            lambda: bench.env,
+        ),
+        "python -c 'import click'": ([sys.executable, "-c", "import click"], lambda: bench.env),
+        "python -c 'import dokku_tasks.cli'": (
+            [sys.executable, "-c", "import dokku_tasks.cli"],
+            lambda: bench.env,
+        ),
     }
-    for argv in runs.values():  # warm the page cache
-        timed(argv)
+    for argv, env in runs.values():  # warm the page cache (and write the index)
+        timed(argv, env())
     medians = {
-        label: round(median([timed(argv) for _ in range(n)]), 1) for label, argv in runs.items()
+        label: round(median([timed(argv, env()) for _ in range(n)]), 1)
+        for label, (argv, env) in runs.items()
     }
+    shutil.rmtree(cache, ignore_errors=True)
     imports = importtime(bench, "import dokku_tasks.cli", bench.args.importtime_top)
     return {"runs": n, "median_ms": medians, "importtime_cli": imports}
 
@@ -1274,7 +1292,11 @@ def summarize(results: dict[str, Any]) -> list[str]:
     h = results.get("help")
     if h:
         v = h["median_ms"]["dokku-tasks --help"]
-        lines.append(f"--help {v} ms (target <= 150: {'met' if v <= 150 else 'MISSED'})")
+        floor = h["median_ms"]["python -c 'import click'"]
+        lines.append(
+            f"--help {v} ms (target <= 100: {'met' if v <= 100 else 'MISSED'}); "
+            f"python -c 'import click' {floor} ms"
+        )
     r = results.get("rss")
     if r:
         lines.append(

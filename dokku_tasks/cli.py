@@ -28,11 +28,11 @@ from .errors import (
     UsageError,
     cleanup_line,
 )
-from .output import ERROR_PREFIX, Output
 from .text import printable
 
 if TYPE_CHECKING:
     from . import settings
+    from .output import Output
     from .hooks import Hooks
     from .pipeline import DeployRequest
 
@@ -49,11 +49,20 @@ _NEVER_PLUGIN_COMMANDS = frozenset({"--help", "-h"})
 _ARGS_AS_GIVEN: dict[str, Any] = {"ignore_unknown_options": True}
 
 
+def _output() -> Output:
+    """Dokku-framed output on stdout and stderr (imported when a command first prints)."""
+    from .output import Output
+
+    return Output()
+
+
 def _fail(message: str, exit_code: int, cleanup: str | None = None) -> NoReturn:
     """Print `` !     message`` on stderr (always one line) and exit with ``exit_code``.
 
     ``cleanup``, what cleaning up after the failure could not do, is one more line after it.
     """
+    from .output import ERROR_PREFIX
+
     for text in (message, cleanup):
         if text:
             line = " ".join(part.strip() for part in text.strip().splitlines() if part.strip())
@@ -106,6 +115,52 @@ class _Group(click.Group):
         with contextlib.suppress(DokkuTasksError):
             names.update(self._plugin_commands(ctx))
         return sorted(names)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The help's command list: the core's, then the plugins' from the command index."""
+        commands = dict(self._listed_plugin_commands(ctx))
+        commands.update(self.commands)
+        shown = sorted((name, cmd) for name, cmd in commands.items() if not cmd.hidden)
+        if shown:
+            limit = formatter.width - 6 - max(len(name) for name, _ in shown)
+            with formatter.section("Commands"):
+                formatter.write_dl([(name, cmd.get_short_help_str(limit)) for name, cmd in shown])
+
+    def _listed_plugin_commands(self, ctx: click.Context) -> dict[str, click.Command]:
+        """The plugins' commands for the help listing: from the index while it is current
+        (see :mod:`dokku_tasks.command_index`), else by loading the plugins and rewriting it."""
+        from . import command_index
+
+        path, key = command_index.cache_file(), command_index.context_key()
+        entries = command_index.read(path, key)
+        if entries is not None:
+            return {
+                entry["name"]: click.Command(
+                    entry["name"],
+                    help=entry.get("help"),
+                    short_help=entry.get("short_help"),
+                    deprecated=entry.get("deprecated") or False,
+                )
+                for entry in entries
+            }
+        try:
+            commands = self._plugin_commands(ctx)
+        except DokkuTasksError:
+            # A broken plugin must not take the help away.
+            return {}
+        entries = [
+            {
+                "name": name,
+                "help": command.help,
+                "short_help": command.short_help,
+                "deprecated": command.deprecated,
+            }
+            for name, command in commands.items()
+            if not command.hidden
+        ]
+        watched = command_index.watched_paths(command_index.loaded_module_files())
+        command_index.write(path, key, watched, entries)
+        return commands
 
     def make_context(
         self,
@@ -171,11 +226,11 @@ def _release_stdout() -> None:
     Output already gave up on such a stream and the command has its exit status; without
     this, the interpreter's own flush at exit would print a traceback and exit 120.
     """
-    from .output import discard
-
     try:
         sys.stdout.flush()
     except OSError:
+        from .output import discard
+
         discard(sys.stdout)
 
 
@@ -217,7 +272,7 @@ def apps_create(ctx: click.Context, app: str) -> None:
     from .api import create_app
 
     create_app(app, root=_root(ctx))
-    Output().step(f"Creating {app}...")
+    _output().step(f"Creating {app}...")
 
 
 def _stdin_is_interactive() -> bool:
@@ -235,7 +290,7 @@ def apps_destroy(ctx: click.Context, app: str, force: bool) -> None:
 
     registry = AppRegistry(_root(ctx))
     registry.require(app)
-    output = Output()
+    output = _output()
     if not force:
         if not _stdin_is_interactive():
             raise UsageError(
@@ -262,7 +317,7 @@ def apps_list(ctx: click.Context) -> None:
     from .apps import AppRegistry
 
     apps = AppRegistry(_root(ctx)).list()
-    output = Output()
+    output = _output()
     if not apps:
         output.error("You haven't deployed any applications yet")
         return
@@ -304,7 +359,7 @@ def _set(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> Non
     from .settings import set_property
 
     result = set_property(registry, ns, app, prop, value, plugins=plugins)
-    Output().section(result.message)
+    _output().section(result.message)
 
 
 def _apps_for_report(ctx: click.Context, app: str | None) -> list[str]:
@@ -316,7 +371,7 @@ def _apps_for_report(ctx: click.Context, app: str | None) -> list[str]:
         return [registry.require(app)]
     apps = registry.list()
     if not apps:
-        Output().error("You haven't deployed any applications yet")
+        _output().error("You haven't deployed any applications yet")
     return apps
 
 
@@ -336,7 +391,7 @@ def _report(ctx: click.Context, ns: settings.Namespace, args: Sequence[str]) -> 
         shared = settings.global_values(store, ns)  # read once for every app
         for app in apps:
             lines += report.render(app, settings.report_section(store, ns, app, shared), parsed)
-    output = Output()
+    output = _output()
     for line in lines:
         output.raw(line)
 
@@ -396,7 +451,7 @@ def report_all(ctx: click.Context, app: str | None) -> None:
     for name in apps:
         for section in plugins.report(app=name, properties=store):
             lines += report.format_block(name, section)
-    output = Output()
+    output = _output()
     for line in lines:
         output.raw(line)
 
@@ -420,7 +475,7 @@ def plugins() -> None:
     ]
     name_width = max((len(name) for name, _, _ in rows), default=0)
     origin_width = max((len(origin) for _, origin, _ in rows), default=0)
-    output = Output()
+    output = _output()
     for name, origin, hooks in rows:
         output.raw(f"{name:<{name_width}}  {origin:<{origin_width}}  {hooks}")
 
@@ -549,7 +604,7 @@ def deploy(
         raise PropertyError(f"Invalid scheduler {scheduler!r}, valid schedulers: {valid}")
     from . import pipeline
 
-    result = pipeline.deploy(request, root=_root(ctx), output=Output(), pm=plugins.pm)
+    result = pipeline.deploy(request, root=_root(ctx), output=_output(), pm=plugins.pm)
     if not result.ok:
         # The pipeline raises on failure; a record with an error is still a failed deploy.
         _fail(result.error or "Deploy failed", 1)

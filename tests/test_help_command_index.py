@@ -1,0 +1,245 @@
+"""``--help`` lists the plugins' commands from a cached index while it is current."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from dokku_tasks import command_index
+
+REPO = Path(__file__).resolve().parents[1]
+
+ENTRY = {"name": "x:y", "help": "Do y.", "short_help": None, "deprecated": False}
+
+
+def _write_plugin(site: Path, command: str) -> Path:
+    """A distribution with one ``dokku_tasks`` entry point whose plugin adds ``command``."""
+    info = site / "helpindex_probe-1.0.dist-info"
+    info.mkdir(parents=True, exist_ok=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: helpindex-probe\nVersion: 1.0\n")
+    (info / "entry_points.txt").write_text("[dokku_tasks]\nprobe = helpindex_probe\n")
+    module = site / "helpindex_probe.py"
+    module.write_text(
+        textwrap.dedent(
+            f"""
+            import click
+            from dokku_tasks import hookimpl
+
+            @hookimpl
+            def register_commands(cli):
+                @cli.command({command!r})
+                def probe():
+                    "The probe's command."
+            """
+        )
+    )
+    return module
+
+
+def _help(site: Path, cache: Path) -> tuple[str, list[str]]:
+    """``--help``'s output, and which of the library's heavier modules it imported."""
+    probe = (
+        "import sys\n"
+        "from dokku_tasks.cli import cli\n"
+        "try:\n"
+        "    cli.main(['--help'], prog_name='dokku-tasks')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "heavy = ('dokku_tasks.manager', 'pluggy', 'dokku_tasks.plugins')\n"
+        "print('IMPORTED', sorted(m for m in sys.modules if m.startswith(heavy)))\n"
+    )
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(cache),
+        "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+    }
+    env.pop("DOKKU_TASKS_DISABLE_PLUGINS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    text, _, imported = done.stdout.rpartition("IMPORTED ")
+    return text, json.loads(imported.replace("'", '"'))
+
+
+def test_second_help_lists_the_same_commands_without_loading_plugins(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _write_plugin(site, "probe:hello")
+    first, loaded = _help(site, cache)
+    assert "probe:hello" in first
+    assert "The probe's command." in first
+    assert "app-json:set" in first
+    assert "dokku_tasks.manager" in loaded
+    second, loaded_again = _help(site, cache)
+    assert second == first
+    assert loaded_again == []
+
+
+def test_an_edited_plugin_is_listed_as_it_now_is(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    module = _write_plugin(site, "probe:hello")
+    _help(site, cache)
+    _write_plugin(site, "probe:goodbye")
+    # The same second as the first write on a coarse clock: move the mtime on explicitly.
+    stat = module.stat()
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    text, loaded = _help(site, cache)
+    assert "probe:goodbye" in text
+    assert "probe:hello" not in text
+    assert "dokku_tasks.manager" in loaded
+
+
+def test_an_uninstalled_plugin_leaves_the_listing(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _write_plugin(site, "probe:hello")
+    _help(site, cache)
+    info = site / "helpindex_probe-1.0.dist-info"
+    for path in info.iterdir():
+        path.unlink()
+    info.rmdir()
+    text, _ = _help(site, cache)
+    assert "probe:hello" not in text
+    assert "app-json:set" in text
+
+
+def test_help_works_when_the_cache_cannot_be_written(tmp_path: Path) -> None:
+    site = tmp_path / "site"
+    _write_plugin(site, "probe:hello")
+    blocked = tmp_path / "not-a-directory"
+    blocked.write_text("")
+    for _ in range(2):
+        text, loaded = _help(site, blocked)
+        assert "probe:hello" in text
+        assert "dokku_tasks.manager" in loaded
+    assert blocked.read_text() == ""
+
+
+# -- the index file ------------------------------------------------------------------------
+
+
+@pytest.fixture
+def watched(tmp_path: Path) -> Path:
+    path = tmp_path / "plugin.py"
+    path.write_text("")
+    return path
+
+
+def test_round_trip(tmp_path: Path, watched: Path) -> None:
+    index = tmp_path / "c" / "index.json"
+    command_index.write(index, ["k"], [str(watched)], [ENTRY])
+    assert command_index.read(index, ["k"]) == [ENTRY]
+    assert [p.name for p in index.parent.iterdir()] == ["index.json"]
+
+
+def test_another_key_is_a_miss(tmp_path: Path, watched: Path) -> None:
+    index = tmp_path / "index.json"
+    command_index.write(index, ["k"], [str(watched)], [ENTRY])
+    assert command_index.read(index, ["other"]) is None
+
+
+def test_a_changed_file_is_a_miss(tmp_path: Path, watched: Path) -> None:
+    index = tmp_path / "index.json"
+    command_index.write(index, ["k"], [str(watched)], [ENTRY])
+    stat = watched.stat()
+    os.utime(watched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert command_index.read(index, ["k"]) is None
+
+
+def test_a_removed_file_is_a_miss(tmp_path: Path, watched: Path) -> None:
+    index = tmp_path / "index.json"
+    command_index.write(index, ["k"], [str(watched)], [ENTRY])
+    watched.unlink()
+    assert command_index.read(index, ["k"]) is None
+
+
+def test_nothing_watched_is_a_miss(tmp_path: Path) -> None:
+    index = tmp_path / "index.json"
+    command_index.write(index, ["k"], [str(tmp_path / "gone")], [ENTRY])
+    assert command_index.read(index, ["k"]) is None
+
+
+@pytest.mark.parametrize(
+    "content",
+    [
+        "",
+        "{",
+        "[]",
+        '{"format": 2, "key": ["k"], "stamps": {"S": 0}, "commands": []}',
+        '{"format": 1, "key": ["k"], "stamps": [], "commands": []}',
+        '{"format": 1, "key": ["k"], "stamps": {"S": 0}, "commands": {}}',
+        '{"format": 1, "key": ["k"], "stamps": {"S": 0}, "commands": ["x"]}',
+        '{"format": 1, "key": ["k"], "stamps": {"S": 0}, "commands": [{"name": 1}]}',
+        '{"format": 1, "key": ["k"], "stamps": {"S": 0}, "commands": [{}]}',
+    ],
+)
+def test_a_malformed_index_is_a_miss(tmp_path: Path, watched: Path, content: str) -> None:
+    index = tmp_path / "index.json"
+    stamp = str(command_index.stamps([str(watched)])[str(watched)])
+    index.write_text(content.replace('"S": 0', json.dumps(str(watched)) + ": " + stamp))
+    assert command_index.read(index, ["k"]) is None
+
+
+def test_a_well_formed_index_is_a_hit(tmp_path: Path, watched: Path) -> None:
+    index = tmp_path / "index.json"
+    stamp = command_index.stamps([str(watched)])[str(watched)]
+    data = {"format": 1, "key": ["k"], "stamps": {str(watched): stamp}, "commands": [ENTRY]}
+    index.write_text(json.dumps(data))
+    assert command_index.read(index, ["k"]) == [ENTRY]
+
+
+def test_a_failed_write_leaves_nothing(tmp_path: Path, watched: Path) -> None:
+    parent = tmp_path / "file"
+    parent.write_text("")
+    command_index.write(parent / "index.json", ["k"], [str(watched)], [ENTRY])
+    assert parent.read_text() == ""
+    index = tmp_path / "dir" / "index.json"
+    index.mkdir(parents=True)  # os.replace onto a directory fails
+    command_index.write(index, ["k"], [str(watched)], [ENTRY])
+    assert sorted(p.name for p in index.parent.iterdir()) == ["index.json"]
+
+
+def test_cache_file_location() -> None:
+    assert command_index.cache_file({"XDG_CACHE_HOME": "/c"}) == Path(
+        "/c/dokku-tasks/plugin-commands.json"
+    )
+    home = Path(os.path.expanduser("~"))
+    assert command_index.cache_file({}) == home / ".cache/dokku-tasks/plugin-commands.json"
+    assert command_index.cache_file({"XDG_CACHE_HOME": ""}) == command_index.cache_file({})
+
+
+def test_context_key_names_interpreter_path_and_disabled_plugins() -> None:
+    key = command_index.context_key({"DOKKU_TASKS_DISABLE_PLUGINS": "swarm"})
+    assert key == [sys.executable, "swarm", *sys.path]
+    assert command_index.context_key({})[1] == ""
+
+
+def test_watched_paths_leave_out_the_standard_library(tmp_path: Path) -> None:
+    stdlib_file = json.__file__
+    site_file = pytest.__file__
+    ours = str(tmp_path / "x.py")
+    paths = command_index.watched_paths([stdlib_file, site_file, ours, ours])
+    assert stdlib_file not in paths
+    assert site_file in paths
+    assert paths.count(ours) == 1
+    directories = [entry for entry in sys.path if entry and os.path.isdir(entry)]
+    assert paths[: len(directories)] == directories
+
+
+def test_stamps_skip_missing_paths(tmp_path: Path, watched: Path) -> None:
+    assert command_index.stamps([str(watched), str(tmp_path / "gone")]) == {
+        str(watched): watched.stat().st_mtime_ns
+    }
+
+
+def test_loaded_module_files_include_this_test() -> None:
+    assert __file__ in command_index.loaded_module_files()
