@@ -631,7 +631,9 @@ def bench_help(bench: Bench) -> dict[str, Any]:
 
     def timed(argv: list[str], env: dict[str, str]) -> float:
         began = time.perf_counter()
-        subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True)
+        subprocess.run(
+            argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, check=True
+        )
         return (time.perf_counter() - began) * 1000
 
     def without_index() -> dict[str, str]:

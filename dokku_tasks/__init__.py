@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .hookspecs import hookimpl
     from .manager import get_plugin_manager
     from .models import (
+        AppFile,
         AppJson,
         ContainerOptions,
         DeployContext,
@@ -45,6 +46,7 @@ if TYPE_CHECKING:
 __version__ = "0.1.0"
 
 __all__ = [
+    "AppFile",
     "AppJson",
     "AppNotFoundError",
     "ContainerOptions",

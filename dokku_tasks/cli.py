@@ -32,8 +32,8 @@ from .text import printable
 
 if TYPE_CHECKING:
     from . import settings
-    from .output import Output
     from .hooks import Hooks
+    from .output import Output
     from .pipeline import DeployRequest
 
 #: Exit status for a Ctrl-C that reached the CLI (128 + SIGINT), as a shell reports it.

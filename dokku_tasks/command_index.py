@@ -24,6 +24,7 @@ loads the plugins themselves.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import sys
@@ -102,7 +103,9 @@ def read(path: Path, key: list[str]) -> list[dict[str, Any]] | None:
         return None
     if not recorded or stamps(recorded) != recorded:
         return None
-    if not all(isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in commands):
+    if not all(
+        isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in commands
+    ):
         return None
     return commands
 
@@ -116,7 +119,5 @@ def write(path: Path, key: list[str], paths: Iterable[str], commands: list[dict[
         temporary.write_text(json.dumps(data), encoding="utf-8")
         os.replace(temporary, path)
     except OSError:
-        try:
+        with contextlib.suppress(OSError):
             temporary.unlink()
-        except OSError:
-            pass

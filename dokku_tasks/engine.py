@@ -281,13 +281,21 @@ class Engine:
         return str(result["Id"])
 
     def read_image_files(
-        self, image: str, base: str, paths: Sequence[str], labels: Mapping[str, str]
+        self,
+        image: str,
+        base: str,
+        paths: Sequence[str],
+        labels: Mapping[str, str],
+        limit: int | None = None,
     ) -> dict[str, ImageFile]:
         """Read files at ``paths`` (relative to ``base``) out of an image without running it.
 
         A container is created, never started, and removed.  Every symlink on the way is
         resolved by the engine in the image's scope, and :attr:`ImageFile.resolved` says where
         the path really led, so the caller can refuse one that left ``base``.
+
+        :param limit: a file over this many bytes is refused by its size, unread (default
+            :data:`~dokku_tasks.locate.MAX_IMAGE_FILE_BYTES`).
         """
         spec = ContainerSpec(
             image=image,
@@ -298,11 +306,13 @@ class Engine:
         )
         container_id = self.create(spec)
         try:
-            return {path: self._read_under(container_id, base, path) for path in paths}
+            return {path: self._read_under(container_id, base, path, limit) for path in paths}
         finally:
             self.remove_later(container_id)
 
-    def _read_under(self, container_id: str, base: str, relative: str) -> ImageFile:
+    def _read_under(
+        self, container_id: str, base: str, relative: str, limit: int | None
+    ) -> ImageFile:
         resolved = posixpath.normpath(base or "/")
         *directories, name = PurePosixPath(relative).parts
         for part in directories:
@@ -311,7 +321,7 @@ class Engine:
             if stat is None:
                 return ImageFile("missing", resolved=candidate)
             resolved = str(stat.get("linkTarget") or candidate)
-        return self._read_file(container_id, posixpath.join(resolved, name))
+        return self._read_file(container_id, posixpath.join(resolved, name), limit)
 
     def _stat(self, container_id: str, path: str) -> Mapping[str, Any] | None:
         # HEAD on the archive endpoint answers with the path's stat alone, without its content.
@@ -324,7 +334,7 @@ class Engine:
         header = response.headers.get("X-Docker-Container-Path-Stat", "")
         return dict(json.loads(base64.b64decode(header))) if header else {}
 
-    def _read_file(self, container_id: str, path: str) -> ImageFile:
+    def _read_file(self, container_id: str, path: str, limit: int | None = None) -> ImageFile:
         """Read one file out of a container, holding at most about 1 MiB of it in memory.
 
         The path's stat comes first (a HEAD request): a symlink is followed, anything but a
@@ -335,7 +345,10 @@ class Engine:
         :raises FileTooLargeError: the file is over the limit.
         """
         from .errors import FileTooLargeError
-        from .locate import MAX_IMAGE_FILE_BYTES as limit
+        from .locate import MAX_IMAGE_FILE_BYTES
+
+        if limit is None:
+            limit = MAX_IMAGE_FILE_BYTES
 
         # Go's os.ModeType: directory, symlink, device, named pipe, socket, char device, irregular.
         not_regular = (

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import attrs
 
 from .errors import DeployRefusedError, DokkuTasksError, PluginError
-from .models import ContainerOptions, HostStep, ReportSection, Task
+from .models import AppFile, ContainerOptions, HostStep, ReportSection, Task
 
 if TYPE_CHECKING:
     import click
@@ -100,6 +100,26 @@ class Hooks:
     def deploy_finished(self, *, app: str, result: DeployResult) -> None:
         self._call("deploy_finished", app=app, result=result)
 
+    def app_files(self, *, app: str, properties: PropertyStore) -> list[AppFile]:
+        """Every file plugins asked the deploy to read, in the order they were named.
+
+        :raises PluginError: two plugins named the same file (the second one is named).
+        """
+        files: dict[str, AppFile] = {}
+        for plugin, result in self._each("app_files", record=False, app=app, properties=properties):
+            items = result or ()
+            if not isinstance(items, Sequence) or not all(isinstance(f, AppFile) for f in items):
+                raise PluginError(
+                    plugin, f"returned {result!r}; expected a list of AppFiles or None", "app_files"
+                )
+            for file in items:
+                if file.name in files:
+                    raise PluginError(
+                        plugin, f"names file {file.name!r}, which another plugin reads", "app_files"
+                    )
+                files[file.name] = file
+        return list(files.values())
+
     def container_options(
         self, *, app: str, context: DeployContext, phase: str
     ) -> list[ContainerOptions]:
@@ -135,8 +155,9 @@ class Hooks:
             tasks += _stamped(result, plugin, hook)
         return tasks
 
-    def _each(self, hook: str, **kwargs: Any) -> list[tuple[str, object]]:
-        """Call each implementation of ``hook`` on its own; record each as a host step."""
+    def _each(self, hook: str, *, record: bool = True, **kwargs: Any) -> list[tuple[str, object]]:
+        """Call each implementation of ``hook`` on its own; record each as a host step
+        unless ``record`` is false."""
         results: list[tuple[str, object]] = []
         # pluggy's calling order (tryfirst/trylast honoured): the last registered first.
         for impl in reversed(getattr(self.pm.hook, hook).get_hookimpls()):
@@ -145,13 +166,15 @@ class Hooks:
                 result = impl.function(*[kwargs[name] for name in impl.argnames])
             except BaseException as exc:
                 error = _step_error(impl.plugin_name, hook, exc)
-                self.steps.append(
-                    HostStep(impl.plugin_name, hook, time.monotonic() - began, error.message)
-                )
+                if record:
+                    self.steps.append(
+                        HostStep(impl.plugin_name, hook, time.monotonic() - began, error.message)
+                    )
                 if error is exc or not isinstance(exc, Exception):
                     raise
                 raise error from exc
-            self.steps.append(HostStep(impl.plugin_name, hook, time.monotonic() - began))
+            if record:
+                self.steps.append(HostStep(impl.plugin_name, hook, time.monotonic() - began))
             results.append((impl.plugin_name, result))
         return results
 

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     import click
 
     from .models import (
+        AppFile,
         ContainerOptions,
         DeployContext,
         DeployResult,
@@ -95,6 +96,21 @@ def deploy_finished(app: str, result: DeployResult) -> None:
 
 
 # -- containers ----------------------------------------------------------------------------
+
+
+@hookspec
+def app_files(app: str, properties: PropertyStore) -> Sequence[AppFile] | None:
+    """Called once per deploy, after ``deploy_started`` and before the build, to name the files
+    of the app that the plugin reads (app.json, the Procfile).
+
+    The deploy reads every file named, parses it with the file's own ``parse`` and hands the
+    results to the phase hooks as ``context.files[name]``; a file that does not exist is left
+    out.  Files from the source tree are read and parsed before the build spends any time.
+
+    :param app: the app's name.
+    :param properties: the app's properties (where a path setting such as ``appjson-path`` is).
+    :return: the plugin's files, or ``None``.  Two plugins naming the same file is an error.
+    """
 
 
 @hookspec

@@ -30,9 +30,9 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("swarm", "dokku_tasks.plugins.swarm"),
 )
 
-#: The hooks called one implementation at a time (see hooks.Hooks), so that each task and
-#: each host-side step carries its plugin: they cannot be wrapped.
-PHASE_HOOKS = ("deploy_started", "pre_deploy", "release", "post_deploy")
+#: The hooks called one implementation at a time (see hooks.Hooks), so that each task, each
+#: host-side step and each file carries its plugin: they cannot be wrapped.
+PHASE_HOOKS = ("deploy_started", "app_files", "pre_deploy", "release", "post_deploy")
 
 
 @attrs.frozen

@@ -199,6 +199,8 @@ class DeployContext:
     source_dir: Path | None = None
     first_deploy: bool = False
     shell: str | None = None
+    #: Every file the plugins asked for (hook ``app_files``) and found, parsed, by name.
+    files: Mapping[str, object] = attrs.field(factory=dict)
     #: The deploy's output: a host-side step prints through it (``output.step``, ``info``),
     #: so a library caller's sink gets its lines like any task's.
     output: Output = attrs.field(factory=lambda: _default_output(), eq=False, repr=False)
@@ -208,6 +210,35 @@ def _default_output() -> Output:
     from .output import Output
 
     return Output()
+
+
+#: The names under which the built-in plugins read app.json and the Procfile
+#: (:attr:`DeployContext.files`).
+APP_JSON_FILE = "app.json"
+PROCFILE_FILE = "Procfile"
+
+
+@attrs.frozen
+class AppFile:
+    """A file of the app that a plugin asks the deploy to read (hook ``app_files``).
+
+    The deploy reads it from the source tree, or from the image's WORKDIR when there is no
+    source tree (every file of a deploy in one pass, from a container that never starts), and
+    never from outside them: a path or symlink that leads out is refused.
+
+    :param name: the file's name in errors, and its key in :attr:`DeployContext.files`.
+    :param path: where it is, relative to the source tree or the WORKDIR.
+    :param parse: turns its bytes into what the phase hooks get; raises
+        :class:`~dokku_tasks.errors.ParseError` (one line) for bad content.
+    :param setting: what errors call the path (``appjson-path``, ``Procfile path``).
+    :param max_bytes: a larger file is refused before it is read into memory.
+    """
+
+    name: str
+    path: str
+    parse: Callable[[bytes], object] = attrs.field(eq=False)
+    setting: str
+    max_bytes: int
 
 
 @attrs.frozen

@@ -13,12 +13,11 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import attrs
 
 from . import locate
-from .appjson import parse_app_json
 from .apps import AppRegistry, validate_app_name
 from .converters import mount_tuple, string_map
 from .errors import (
@@ -35,10 +34,13 @@ from .errors import (
     cleanup_line,
 )
 from .models import (
+    APP_JSON_FILE,
     PHASES,
     POSTDEPLOY,
     PREDEPLOY,
+    PROCFILE_FILE,
     RELEASE,
+    AppFile,
     AppJson,
     ContainerOptions,
     DeployContext,
@@ -50,7 +52,7 @@ from .models import (
     TaskResult,
 )
 from .output import Output
-from .procfile import expand_command, parse_procfile
+from .procfile import expand_command
 from .properties import PropertyStore
 from .specs import Interruption
 
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from .engine import Engine
     from .hooks import Hooks
     from .scheduling import ProcessSpec, Scheduler
+
+_T = TypeVar("_T")
 
 DEPLOYED_IMAGE_REPO = "dokku/{app}"
 DEPLOYED_TAG = "latest"
@@ -469,21 +473,23 @@ class _Deploy:
         self.deployed_image = self.engine.image_id(
             f"{DEPLOYED_IMAGE_REPO.format(app=self.app)}:{DEPLOYED_TAG}"
         )
+        app_files = self.plugins.app_files(app=self.app, properties=self.store)
         if self.request.source is not None:
             # From a source tree the files are checked before the build spends any time.
-            app_json, procfile = self._read_files(None)
+            files = self._read_files(app_files, None)
             image = self._image()
         else:
             image = self._image()
-            app_json, procfile = self._read_files(image)
+            files = self._read_files(app_files, image)
         first_deploy = self.store.get("common", self.app, "deployed") != "true"
         base = DeployContext(
             app=self.app,
             image=image.id,
             properties=self.store,
             env=self.request.env,
-            app_json=app_json,
-            procfile=procfile,
+            app_json=_of_type(files.get(APP_JSON_FILE), AppJson),
+            procfile=_of_type(files.get(PROCFILE_FILE), Procfile),
+            files=files,
             source_dir=self.request.source,
             first_deploy=first_deploy,
             shell=shell,
@@ -547,38 +553,51 @@ class _Deploy:
         self.newest_image = image_id
         return self.engine.image(image_id)
 
-    def _read_files(self, image: ImageInfo | None) -> tuple[AppJson | None, Procfile | None]:
-        appjson_path = self._setting("app-json", "appjson-path") or "app.json"
+    def _read_files(self, files: list[AppFile], image: ImageInfo | None) -> dict[str, object]:
+        """Read and parse the files plugins asked for; a missing file is left out."""
         if self.request.source is not None:
-            appjson_data = locate.read_source_file(self.request.source, appjson_path)
-            procfile_data = locate.read_source_file(
-                self.request.source, locate.PROCFILE, "Procfile path"
-            )
+            source = self.request.source
+            found = {
+                file.name: locate.read_source_file(
+                    source, file.path, file.setting, limit=file.max_bytes, filename=file.name
+                )
+                for file in files
+            }
         else:
             assert image is not None  # no source tree: the files come from the image
-            appjson_data, procfile_data = self._read_from_image(image, appjson_path)
-        app_json = None if appjson_data is None else parse_app_json(appjson_data)
-        procfile = None if procfile_data is None else parse_procfile(procfile_data)
-        return app_json, procfile
+            found = self._read_from_image(image, files)
+        return {
+            file.name: file.parse(data) for file in files if (data := found[file.name]) is not None
+        }
 
-    def _read_from_image(self, image: ImageInfo, appjson_path: str) -> tuple[bytes | None, ...]:
+    def _read_from_image(self, image: ImageInfo, files: list[AppFile]) -> dict[str, bytes | None]:
         from .specs import APP_LABEL
 
-        wanted = [
-            locate.clean_relative(appjson_path),
-            locate.clean_relative(locate.PROCFILE, "Procfile path"),
-        ]
-        found = self.engine.read_image_files(
-            image.id, image.workdir, sorted(set(wanted)), {APP_LABEL: self.app, **self.owner.labels}
+        if not files:
+            return {}
+        wanted = {locate.clean_relative(file.path, file.setting) for file in files}
+        read = self.engine.read_image_files(
+            image.id,
+            image.workdir,
+            sorted(wanted),
+            {APP_LABEL: self.app, **self.owner.labels},
+            limit=max(file.max_bytes for file in files),
         )
 
-        def read(path: str) -> tuple[str, bytes, str]:
-            return found[path].kind, found[path].data, found[path].resolved
+        def reader(path: str) -> tuple[str, bytes, str]:
+            return read[path].kind, read[path].data, read[path].resolved
 
-        return (
-            locate.read_image_file(image.workdir, appjson_path, read),
-            locate.read_image_file(image.workdir, locate.PROCFILE, read, "Procfile path"),
-        )
+        return {
+            file.name: locate.read_image_file(
+                image.workdir,
+                file.path,
+                reader,
+                file.setting,
+                limit=file.max_bytes,
+                filename=file.name,
+            )
+            for file in files
+        }
 
     def argv(self, task: Task, image: ImageInfo, context: DeployContext) -> tuple[str, ...]:
         """The container argv for ``task`` in ``image``, as the ``task_argv`` hook shapes it."""
@@ -715,6 +734,11 @@ class _PhaseRunner:
             raise EngineError("Committing of 'predeploy' to image failed")
         deploy.newest_image = run.committed_image
         return deploy.engine.image(run.committed_image)
+
+
+def _of_type(value: object, kind: type[_T]) -> _T | None:
+    """``value`` when it is a ``kind``; what another plugin parsed a file into is not."""
+    return value if isinstance(value, kind) else None
 
 
 def _phase_order(phase: str) -> tuple[int, str]:

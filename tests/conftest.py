@@ -35,7 +35,9 @@ APP_LABEL = "com.dokku.app-name"
 
 
 @pytest.fixture(autouse=True)
-def command_index_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+def command_index_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> Path:
     """Each test's own cache directory: no test reads a help index another one wrote."""
     path = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("XDG_CACHE_HOME", str(path))

@@ -108,7 +108,9 @@ def test_entry_point_plugin_loaded_and_described(monkeypatch: pytest.MonkeyPatch
     infos = manager.plugin_infos(pm)
     assert infos == [
         manager.PluginInfo(
-            "app-json", "built-in", ("post_deploy", "pre_deploy", "register_settings", "report")
+            "app-json",
+            "built-in",
+            ("app_files", "post_deploy", "pre_deploy", "register_settings", "report"),
         ),
         manager.PluginInfo("scheduler", "built-in", ("register_settings", "report")),
         manager.PluginInfo(
@@ -137,7 +139,9 @@ def test_entry_point_cannot_shadow_a_builtin(monkeypatch: pytest.MonkeyPatch) ->
     install(monkeypatch, FakeDistribution("evil", "1", FakeEntryPoint("app-json", Greeter())))
     pm = manager.get_plugin_manager()
     assert manager.plugin_infos(pm)[0] == manager.PluginInfo(
-        "app-json", "built-in", ("post_deploy", "pre_deploy", "register_settings", "report")
+        "app-json",
+        "built-in",
+        ("app_files", "post_deploy", "pre_deploy", "register_settings", "report"),
     )
 
 

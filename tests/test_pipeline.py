@@ -16,12 +16,13 @@ import pytest
 
 from dokku_tasks.errors import (
     DeployRefusedError,
+    DokkuTasksError,
     PluginError,
     TaskFailedError,
 )
 from dokku_tasks.hookspecs import hookimpl
 from dokku_tasks.manager import get_plugin_manager
-from dokku_tasks.models import DeployContext, DeployResult, ImageInfo, Task
+from dokku_tasks.models import AppFile, DeployContext, DeployResult, ImageInfo, Task
 from dokku_tasks.pipeline import DeployRequest, deploy
 from dokku_tasks.scheduling import ProcessSpec, TaskIO, TaskOwner, TaskRun, TaskSpec
 from dokku_tasks.specs import Interruption
@@ -294,3 +295,103 @@ def test_the_build_output_and_task_output_reach_the_sink(
     assert "       Step 1/1 : FROM scratch" in lines
     assert "       ran ./migrate" in lines
     assert lines[-1] == "=====> Application deployed: web"
+
+
+class Reader:
+    """A third-party plugin that reads a file of its own and runs a release task from it."""
+
+    def __init__(self, name: str = "deploy.toml", path: str = "config/deploy.toml") -> None:
+        self.name = name
+        self.path = path
+        self.seen: list[object] = []
+
+    @hookimpl
+    def app_files(self, app: str, properties: Any) -> list[AppFile]:
+        return [
+            AppFile(
+                name=self.name,
+                path=self.path,
+                parse=lambda data: data.decode().strip().upper(),
+                setting="deploy.toml path",
+                max_bytes=16,
+            )
+        ]
+
+    @hookimpl
+    def release(self, context: DeployContext) -> Task | None:
+        self.seen.append(context.files.get(self.name))
+        return None
+
+
+def test_a_plugin_reads_a_file_of_its_own(root: Path, source: Path, captured: Captured) -> None:
+    (source / "config").mkdir()
+    (source / "config" / "deploy.toml").write_text("hello\n")
+    harness = Harness(root)
+    reader = Reader()
+    harness.pm.register(reader, "reader")
+    assert harness.deploy(source, captured).ok
+    assert reader.seen == ["HELLO"]
+
+
+def test_a_missing_file_is_left_out(root: Path, source: Path, captured: Captured) -> None:
+    harness = Harness(root)
+    reader = Reader()
+    harness.pm.register(reader, "reader")
+    assert harness.deploy(source, captured).ok
+    assert reader.seen == [None]
+
+
+def test_a_plugins_file_limit_is_its_own(root: Path, source: Path, captured: Captured) -> None:
+    (source / "config").mkdir()
+    (source / "config" / "deploy.toml").write_text("x" * 17)
+    harness = Harness(root)
+    harness.pm.register(Reader(), "reader")
+    with pytest.raises(
+        DokkuTasksError, match=r"^Invalid deploy\.toml: .* is 17 bytes, over the limit"
+    ):
+        harness.deploy(source, captured)
+    assert harness.engine.built == 0
+
+
+def test_a_file_two_plugins_name_fails_naming_the_second(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+    harness.pm.register(Reader(name="Procfile", path="Procfile"), "reader")
+    with pytest.raises(PluginError) as failure:
+        harness.deploy(source, captured)
+    assert failure.value.plugin_name in {"reader", "procfile"}
+    assert "names file 'Procfile', which another plugin reads" in failure.value.message
+    assert harness.engine.built == 0
+
+
+def test_a_plugin_returning_no_app_files_is_named(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    class Wrong:
+        @hookimpl
+        def app_files(self) -> list[str]:
+            return ["app.json"]
+
+    harness = Harness(root)
+    harness.pm.register(Wrong(), "wrong")
+    with pytest.raises(PluginError) as failure:
+        harness.deploy(source, captured)
+    assert failure.value.plugin_name == "wrong"
+    assert "expected a list of AppFiles or None" in failure.value.message
+
+
+def test_without_the_file_plugins_nothing_is_read(
+    root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    # A Procfile that would not parse and an app.json that would not either: neither is read.
+    source = write_app(
+        tmp_path / "bare",
+        {"Dockerfile": "FROM scratch\n", "Procfile": "\x00", "app.json": "{"},
+    )
+    harness = Harness(root)
+    harness.pm.unregister(name="app-json")
+    harness.pm.unregister(name="procfile")
+    assert harness.deploy(source, captured).ok
+    assert harness.log == ["remove stale", "processes on sha256:built1"]
+    assert not [step for step in harness.pm.hook.app_files.get_hookimpls()]

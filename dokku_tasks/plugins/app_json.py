@@ -13,12 +13,15 @@ from typing import TYPE_CHECKING
 import attrs
 
 from .. import settings
+from ..appjson import MAX_APP_JSON_BYTES, parse_app_json
 from ..errors import PropertyError
 from ..hookspecs import hookimpl
 from ..models import (
+    APP_JSON_FILE,
     HEROKU_POSTDEPLOY,
     POSTDEPLOY,
     PREDEPLOY,
+    AppFile,
     DeployContext,
     ReportSection,
     Task,
@@ -64,6 +67,20 @@ def computed_appjson_path(store: PropertyStore, app: str) -> str:
 @hookimpl
 def register_settings(register: Callable[[Namespace], None]) -> None:
     register(APP_JSON)
+
+
+@hookimpl
+def app_files(app: str, properties: PropertyStore) -> list[AppFile]:
+    """app.json, at the app's computed ``appjson-path``."""
+    return [
+        AppFile(
+            name=APP_JSON_FILE,
+            path=computed_appjson_path(properties, app),
+            parse=parse_app_json,
+            setting="appjson-path",
+            max_bytes=MAX_APP_JSON_BYTES,
+        )
+    ]
 
 
 def _task(context: DeployContext, phase: str, commit: bool = False) -> Task | None:

@@ -1,10 +1,25 @@
-"""Built-in plugin: the Procfile ``release`` task."""
+"""Built-in plugin: reads the Procfile, and runs its ``release`` task."""
 
 from __future__ import annotations
 
 from ..hookspecs import hookimpl
-from ..models import RELEASE, DeployContext, Task
-from ..procfile import expand_command
+from ..models import PROCFILE_FILE, RELEASE, AppFile, DeployContext, Task
+from ..procfile import MAX_PROCFILE_BYTES, expand_command, parse_procfile
+from ..properties import PropertyStore
+
+
+@hookimpl
+def app_files(app: str, properties: PropertyStore) -> list[AppFile]:
+    """The Procfile, at the top of the source tree or the image's WORKDIR."""
+    return [
+        AppFile(
+            name=PROCFILE_FILE,
+            path=PROCFILE_FILE,
+            parse=parse_procfile,
+            setting="Procfile path",
+            max_bytes=MAX_PROCFILE_BYTES,
+        )
+    ]
 
 
 @hookimpl
