@@ -19,6 +19,7 @@ import posixpath
 import queue
 import tarfile
 import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -35,6 +36,7 @@ from .specs import (
     TASK_LABEL,
     ContainerInfo,
     ContainerSpec,
+    ExecOutcome,
     ImageFile,
     Interruption,
     RunOutcome,
@@ -426,7 +428,8 @@ class Engine:
                 for m in spec.mounts
             ],
             network_mode=spec.network,
-            restart_policy={"Name": spec.restart_policy} if spec.restart_policy else None,
+            restart_policy=_restart_policy(spec.restart_policy, spec.restart_retries),
+            init=spec.init or None,
         )
         kwargs: dict[str, Any] = {}
         if spec.network:
@@ -495,10 +498,74 @@ class Engine:
         with engine_errors(f"Cannot start container {container_id[:12]}"):
             self._api.start(container_id)
 
-    def kill(self, container_id: str) -> None:
-        # A container that already stopped is what we wanted.
+    def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
+        """Send ``signal`` to the container's PID 1; one that already stopped is fine."""
         with contextlib.suppress(*_ENGINE_FAILURES):
-            self._api.kill(container_id)
+            self._api.kill(container_id, signal=signal)
+
+    def update_restart_policy(self, container_id: str, name: str, retries: int = 0) -> None:
+        """Change a container's restart policy (``no`` before it is retired, so a stop sticks).
+
+        A container that is already gone is fine.
+        """
+        try:
+            self._api.update_container(
+                container_id,
+                restart_policy=_restart_policy(name, retries),  # type: ignore[arg-type]
+            )
+        except docker.errors.NotFound:
+            pass
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Cannot update container {container_id[:12]}: {_why(exc)}") from exc
+
+    def exec(
+        self, container_id: str, argv: Sequence[str], timeout: float, limit: int = 64 * 1024
+    ) -> ExecOutcome:
+        """Run ``argv`` in a running container and wait for it, at most ``timeout`` seconds.
+
+        Output beyond ``limit`` bytes is dropped (a check's output is shown, never stored
+        whole).  A command past its timeout is left to end with its container: the engine has
+        no way to kill one exec.
+        """
+        with engine_errors(f"Cannot run a command in container {container_id[:12]}"):
+            created = self._api.exec_create(container_id, list(argv), stdout=True, stderr=True)
+            exec_id = created["Id"]
+            socket = self._api.exec_start(exec_id, socket=True)
+        raw: Any = getattr(socket, "_sock", socket)
+        chunks: list[bytes] = []
+        kept = 0
+        deadline = time.monotonic() + timeout
+        try:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return ExecOutcome(-1, _exec_text(chunks), timed_out=True)
+                raw.settimeout(min(remaining, WAIT_SLICE))
+                try:
+                    data = raw.recv(65536)
+                except TimeoutError:
+                    continue
+                except OSError as exc:
+                    raise EngineError(
+                        f"Cannot read a command's output in container {container_id[:12]}: {exc}"
+                    ) from exc
+                if not data:
+                    break
+                if kept < limit:
+                    chunks.append(data[: limit - kept])
+                    kept += len(chunks[-1])
+        finally:
+            with contextlib.suppress(OSError):
+                raw.close()
+        with engine_errors(f"Cannot inspect a command in container {container_id[:12]}"):
+            # The stream ends a moment before the engine records the exit status.
+            for _ in range(50):
+                info = self._api.exec_inspect(exec_id)
+                if not info.get("Running"):
+                    break
+                time.sleep(0.02)
+        code = info.get("ExitCode")
+        return ExecOutcome(-1 if code is None else int(code), _exec_text(chunks))
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         """Stop gracefully; a failure here is left to :meth:`remove`, which forces it."""
@@ -732,3 +799,23 @@ class _Janitor:
                 future.set_exception(exc)
             else:
                 future.set_result(None)
+
+
+def _restart_policy(name: str | None, retries: int) -> dict[str, Any] | None:
+    if not name:
+        return None
+    policy: dict[str, Any] = {"Name": name}
+    if name == "on-failure" and retries:
+        policy["MaximumRetryCount"] = retries
+    return policy
+
+
+def _exec_text(chunks: list[bytes]) -> str:
+    """An exec's raw output (no TTY: frames of an 8-byte header and a payload) as text."""
+    data = b"".join(chunks)
+    parts = []
+    while len(data) >= 8:
+        size = int.from_bytes(data[4:8], "big")
+        parts.append(data[8 : 8 + size])
+        data = data[8 + size :]
+    return b"".join(parts).decode("utf-8", "replace")

@@ -131,6 +131,20 @@ class TaskTimeoutError(DokkuTasksError):
         self.seconds = seconds
 
 
+class ChecksFailedError(DokkuTasksError):
+    """A new process container failed its checks; the deploy stops before the switch.
+
+    ``process`` is the container's ``DYNO`` (``web.1``), ``check`` the check's name, and
+    ``attempts`` how many attempts were made.
+    """
+
+    def __init__(self, message: str, *, process: str = "", check: str = "", attempts: int = 0):
+        super().__init__(message)
+        self.process = process
+        self.check = check
+        self.attempts = attempts
+
+
 class DeployLockedError(DokkuTasksError):
     """Another deploy of the same app holds its lock."""
 

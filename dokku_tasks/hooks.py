@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import attrs
 
-from .errors import DeployRefusedError, DokkuTasksError, PluginError
+from .errors import ChecksFailedError, DeployRefusedError, DokkuTasksError, PluginError
 from .models import AppFile, ContainerOptions, HostStep, ReportSection, Task
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from .output import Output
     from .pipeline import DeployRequest
     from .properties import PropertyStore
-    from .scheduling import SchedulerFactory
+    from .scheduling import ProcessProbe, SchedulerFactory, StartedProcess
     from .settings import SettingsRegistry
 
 
@@ -99,6 +99,29 @@ class Hooks:
 
     def deploy_finished(self, *, app: str, result: DeployResult) -> None:
         self._call("deploy_finished", app=app, result=result)
+
+    def check_processes(
+        self,
+        *,
+        app: str,
+        context: DeployContext,
+        processes: Sequence[StartedProcess],
+        probe: ProcessProbe,
+    ) -> None:
+        """Run every plugin's checks of the new process containers.
+
+        :raises ChecksFailedError: a check failed (as the plugin raised it).
+        """
+        try:
+            self.pm.hook.check_processes(app=app, context=context, processes=processes, probe=probe)
+        except ChecksFailedError:
+            raise
+        except Exception as exc:
+            if isinstance(exc, PluginError):
+                raise
+            raise _plugin_error(
+                self._culprit("check_processes", exc), "check_processes", exc
+            ) from exc
 
     def app_files(self, *, app: str, properties: PropertyStore) -> list[AppFile]:
         """Every file plugins asked the deploy to read, in the order they were named.

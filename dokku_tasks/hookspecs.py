@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .output import Output
     from .pipeline import DeployRequest
     from .properties import PropertyStore
-    from .scheduling import SchedulerFactory
+    from .scheduling import ProcessProbe, SchedulerFactory, StartedProcess
     from .settings import Namespace
 
 PROJECT_NAME = "dokku_tasks"
@@ -96,6 +96,26 @@ def deploy_finished(app: str, result: DeployResult) -> None:
 
 
 # -- containers ----------------------------------------------------------------------------
+
+
+@hookspec
+def check_processes(
+    app: str,
+    context: DeployContext,
+    processes: Sequence[StartedProcess],
+    probe: ProcessProbe,
+) -> None:
+    """Called after the scheduler started the new process containers and before they replace
+    the old ones, to check that they work (the built-in ``checks`` plugin: Dokku's
+    ``default-wait`` and app.json ``healthchecks``).
+
+    :param app: the app's name.
+    :param context: the deploy so far (``context.app_json`` holds the healthchecks).
+    :param processes: the new containers, each with the name it takes at the switch.
+    :param probe: inspects a container's state and runs a command in it.
+    :return: nothing; raise :class:`~dokku_tasks.errors.ChecksFailedError` (one line) to fail
+        the deploy: the new containers are removed and the old ones keep serving.
+    """
 
 
 @hookspec

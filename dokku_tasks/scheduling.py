@@ -9,16 +9,16 @@ Kubernetes Job and Deployment in a future plugin.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import attrs
 
 from .converters import string_tuple
 from .locks import lock_is_held
 from .models import ContainerOptions, ImageInfo, Task
-from .specs import APP_LABEL, OWNER_LABEL, TASK_LABEL
+from .specs import APP_LABEL, OWNER_LABEL, TASK_LABEL, ExecOutcome
 
 if TYPE_CHECKING:
     from .engine import Engine
@@ -103,6 +103,43 @@ class TaskRun:
 
 
 @attrs.frozen
+class StartedProcess:
+    """A new process container: started, not yet switched in.  What checks look at.
+
+    ``name`` is the name it takes at the switch (``APP.web.1``); ``port`` is the ``PORT`` it
+    was given (``None`` for a process type without one).
+    """
+
+    process_type: str
+    index: int
+    name: str
+    container_id: str
+    port: int | None = None
+
+    @property
+    def dyno(self) -> str:
+        """``web.1``: the process type and index, as Dokku's ``DYNO``."""
+        return f"{self.process_type}.{self.index}"
+
+
+class ProcessProbe(Protocol):
+    """What a check may do to a started process container (the engine satisfies it)."""
+
+    def state(self, container_id: str) -> Mapping[str, Any]:
+        """The container's ``State`` block: ``Running``, ``ExitCode``, ``Restarting`` ..."""
+        ...
+
+    def exec(self, container_id: str, argv: Sequence[str], timeout: float) -> ExecOutcome:
+        """Run ``argv`` in the running container; wait at most ``timeout`` seconds."""
+        ...
+
+
+#: What a scheduler calls after it started the new process containers and before they
+#: replace the old ones; raises to stop the switch (the scheduler then removes the new ones).
+ProcessCheck = Callable[[Sequence[StartedProcess], ProcessProbe], None]
+
+
+@attrs.frozen
 class ProcessSpec:
     """A process type to run: ``argv`` ``None`` runs the image's own CMD."""
 
@@ -148,10 +185,13 @@ class Scheduler(Protocol):
         image: ImageInfo,
         processes: Sequence[ProcessSpec],
         options: ContainerOptions,
+        check: ProcessCheck | None = None,
     ) -> tuple[str, ...]:
         """Replace the app's running processes with ``processes`` of ``image``.
 
-        New ones must be running before old ones go; on failure the old ones stay.
+        New ones must be running, and pass ``check``, before old ones go; on failure the new
+        ones are removed and the old ones stay.  Old ones are retired without making the
+        deploy wait for them.
         :return: the names of what now runs.
         """
         ...

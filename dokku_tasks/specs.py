@@ -70,6 +70,10 @@ class ContainerSpec:
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
     name: str | None = None
     restart_policy: str | None = None
+    #: Retries of an ``on-failure`` restart policy (0: the engine's default, unlimited).
+    restart_retries: int = 0
+    #: Run the engine's init process (docker-init, a tini) as PID 1 in front of the command.
+    init: bool = False
 
 
 @attrs.frozen
@@ -92,6 +96,16 @@ class ImageFile:
     kind: str
     data: bytes = b""
     resolved: str = ""
+
+
+@attrs.frozen
+class ExecOutcome:
+    """How a command run in a running container ended: its exit status and its output
+    (stdout and stderr, interleaved, at most the reader's limit), or ``timed_out``."""
+
+    exit_code: int
+    output: str
+    timed_out: bool = False
 
 
 @attrs.frozen

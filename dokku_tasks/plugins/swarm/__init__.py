@@ -22,7 +22,15 @@ from ...errors import EngineError, PropertyError, TaskTimeoutError
 from ...hookspecs import hookimpl
 from ...models import ContainerOptions, ImageInfo, ReportSection
 from ...properties import PropertyStore
-from ...scheduling import ProcessSpec, SchedulerFactory, TaskIO, TaskOwner, TaskRun, TaskSpec
+from ...scheduling import (
+    ProcessCheck,
+    ProcessSpec,
+    SchedulerFactory,
+    TaskIO,
+    TaskOwner,
+    TaskRun,
+    TaskSpec,
+)
 from ...settings import Namespace, Property
 from ...specs import APP_LABEL, PROCESS_LABEL, TASK_LABEL
 from ..docker_local import DockerLocalScheduler
@@ -217,7 +225,10 @@ class SwarmScheduler:
         image: ImageInfo,
         processes: Sequence[ProcessSpec],
         options: ContainerOptions,
+        check: ProcessCheck | None = None,
     ) -> tuple[str, ...]:
+        # Swarm runs its own health checks on its tasks; ``check`` probes local containers,
+        # which a service does not have.
         self._require_swarm()
         reference = self.publish(app, image)
         existing = {
