@@ -16,8 +16,12 @@ Contestants of the deploy benchmark, alternated every round (the order rotates):
 ``cli``
     the same container steps with the docker CLI, one command per step, the way Dokku's shell
     plugins do them: per task ``image inspect``, ``container create``, ``start``, ``wait``,
-    ``logs``, ``commit`` (predeploy), ``rm -f``; then the web container replaced (create, start,
-    stop + rm the old one, rename) and ``dokku/APP:latest`` tagged.
+    ``logs``, ``commit`` (predeploy), ``rm -f``; then the web container replaced (create with
+    ``--init``, ``--restart on-failure:10``, ``DYNO`` and ``PORT`` and the Procfile command's
+    words, start, stop + rm the old one, rename) and ``dokku/APP:latest`` tagged.  It has no
+    checks, so ``ours`` runs with ``checks:skip``; its ``stop`` waits for the old container
+    (10 s for a PID 1 that ignores SIGTERM, as with ``--no-tini``), where ours and Dokku retire
+    it in the background.
 ``floor``
     the same steps through ``docker.APIClient`` in this process, one client made before the
     clock starts, doing nothing else.
@@ -290,7 +294,12 @@ def code_fingerprint() -> dict[str, Any]:
 
 def shell_argv(command: str) -> list[str]:
     """How Dokku runs a task command in an image without an ENTRYPOINT (or with tini)."""
-    return ["/bin/sh", "-c", f"set -e; {command}"]
+    return ["/bin/sh", "-c", f"set -e; set -o pipefail || true; {command}"]
+
+
+#: How Dokku's docker-local starts a web process: the Procfile command's words under the
+#: image's ENTRYPOINT, the engine's init, restart on-failure:10, DYNO and PORT.
+WEB_ENV = {"DYNO": "web.1", "PORT": "5000"}
 
 
 def commit_changes(app: str, cmd: list[str], entrypoint: list[str]) -> list[str]:
@@ -407,9 +416,11 @@ class Cli:
             "--label",
             f"{TASK_LABEL}=",
             "--restart",
-            "unless-stopped",
+            "on-failure:10",
+            "--init",
+            *[arg for key, value in WEB_ENV.items() for arg in ("--env", f"{key}={value}")],
             image,
-            *shell_argv(WEB_CMD),
+            *WEB_CMD.split(),
         ).strip()
         self.docker("container", "start", new)
         if self.web:
@@ -454,10 +465,13 @@ class Floor:
         return str(
             self.api.create_container(
                 image,
-                command=shell_argv(WEB_CMD),
+                command=WEB_CMD.split(),
+                environment=[f"{key}={value}" for key, value in WEB_ENV.items()],
                 labels={APP_LABEL: self.app, PROCESS_LABEL: "web", TASK_LABEL: ""},
                 name=f"{self.app}.web.1.{secrets.token_hex(4)}",
-                host_config=self.api.create_host_config(restart_policy={"Name": "unless-stopped"}),
+                host_config=self.api.create_host_config(
+                    restart_policy={"Name": "on-failure", "MaximumRetryCount": 10}, init=True
+                ),
             )["Id"]
         )
 

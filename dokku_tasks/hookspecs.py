@@ -69,8 +69,9 @@ def release(app: str, context: DeployContext) -> Task | Sequence[Task] | None:
 def post_deploy(app: str, context: DeployContext) -> Task | Sequence[Task] | None:
     """Called once the app's new containers run under their names and ``latest`` has moved.
 
-    The old containers have stepped aside (renamed ``….retired-…``) and are being stopped and
-    removed in the background meanwhile; the deploy waits for that before it returns.
+    The new containers passed their checks (``check_processes``).  The old ones have stepped
+    aside (renamed ``….retired-…``) and got SIGTERM; a detached retirer stops and removes them
+    after ``wait-to-retire``, and the deploy never waits for them.
 
     :param app: the app's name.
     :param context: the deploy so far; ``context.image`` is the deployed image, and

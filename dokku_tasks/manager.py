@@ -28,6 +28,8 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("scheduler", "dokku_tasks.plugins.scheduler"),
     ("docker-local", "dokku_tasks.plugins.docker_local"),
     ("swarm", "dokku_tasks.plugins.swarm"),
+    ("checks", "dokku_tasks.plugins.checks"),
+    ("ps", "dokku_tasks.plugins.ps"),
 )
 
 #: The hooks called one implementation at a time (see hooks.Hooks), so that each task, each

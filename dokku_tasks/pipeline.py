@@ -52,7 +52,7 @@ from .models import (
     TaskResult,
 )
 from .output import Output
-from .procfile import expand_command
+from .procfile import command_words, expand_command
 from .properties import PropertyStore
 from .specs import Interruption
 
@@ -76,6 +76,8 @@ FAILED_TAG = "failed"
 KEPT_TAGS = (DEPLOYED_TAG, PREVIOUS_TAG, FAILED_TAG)
 DEFAULT_SCHEDULER = "docker-local"
 WEB = "web"
+#: The ``common`` property listing the process types the last deploy ran (Dokku's scale file).
+PROCESS_TYPES = "process-types"
 
 
 @attrs.frozen
@@ -504,7 +506,16 @@ class _Deploy:
         context = attrs.evolve(base, image=image.id)
         processes = self._processes(image, context)
         self.containers = scheduler.deploy_processes(
-            self.app, image, processes, runner.options(context, "deploy")
+            self.app,
+            image,
+            processes,
+            runner.options(context, "deploy"),
+            check=lambda started, probe: self.plugins.check_processes(
+                app=self.app, context=context, processes=started, probe=probe
+            ),
+        )
+        self.store.set(
+            "common", self.app, PROCESS_TYPES, ",".join(p.process_type for p in processes)
         )
         repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
         if self.deployed_image is not None and self.deployed_image != image.id:
@@ -610,6 +621,12 @@ class _Deploy:
         return tuple(argv)
 
     def _processes(self, image: ImageInfo, context: DeployContext) -> list[ProcessSpec]:
+        """The formation: each Procfile process type (but ``release``) with its quantity and
+        the Procfile command's words as the container's CMD, under the image's ENTRYPOINT.
+
+        A process type the app ran before, or that app.json's formation names, but that the
+        Procfile no longer has is skipped with Dokku's warning line.
+        """
         from .scheduling import ProcessSpec
 
         formation = context.app_json.formation if context.app_json else {}
@@ -619,14 +636,18 @@ class _Deploy:
                     f"Image {image.ref} has no CMD and there is no Procfile: nothing to run for web"
                 )
             return [ProcessSpec(WEB, formation.get(WEB, 1), None)]
+        present = set(context.procfile.names)
+        before = [t for t in self.store.get("common", self.app, PROCESS_TYPES).split(",") if t]
+        for process_type in sorted({WEB, *formation, *before} - present - {RELEASE}):
+            self.output.error(f"Skipping {process_type} as it is missing from the current Procfile")
         specs = []
         for entry in context.procfile.entries:
             if entry.name == RELEASE:
                 continue
             quantity = formation.get(entry.name, 1 if entry.name == WEB else 0)
             command = expand_command(entry.command, context.env, entry.name)
-            task = Task(phase="deploy", command=command, source="Procfile", display=entry.command)
-            specs.append(ProcessSpec(entry.name, quantity, self.argv(task, image, context)))
+            words = command_words(command, entry.command, f"the {entry.name} process")
+            specs.append(ProcessSpec(entry.name, quantity, words))
         return specs
 
 

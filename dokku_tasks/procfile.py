@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Mapping
 
 from .appjson import GO_WHITESPACE, decode_utf8
-from .errors import ParseError
+from .errors import CommandError, ParseError
 from .models import Procfile, ProcfileEntry
 
 __all__ = ["MAX_PROCESS_NAME_LENGTH", "MAX_PROCFILE_BYTES", "expand_command", "parse_procfile"]
@@ -90,6 +90,25 @@ def _strip_trailing_comment(command: str) -> str:
         if match is not None:
             return match.group(1)
     return command
+
+
+def command_words(command: str, shown: str, where: str) -> tuple[str, ...]:
+    """``command`` split into words with shell quoting rules, as Dokku's ``shellquote.Split``.
+
+    ``shown`` is the command as an error quotes it (as written, before config values were
+    expanded into it); ``where`` says what the words are for (``the web process``).
+
+    :raises CommandError: unbalanced quotes, or no words at all.
+    """
+    import shlex
+
+    try:
+        words = shlex.split(command)
+    except ValueError as exc:
+        raise CommandError(f"Cannot split command for {where}: {exc}: {shown}") from None
+    if not words:
+        raise CommandError(f"Empty command for {where}: {shown!r}")
+    return tuple(words)
 
 
 def expand_command(

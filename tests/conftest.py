@@ -45,10 +45,18 @@ def command_index_cache(
 
 
 @pytest.fixture
-def root(tmp_path: Path) -> Path:
-    """A fresh state root."""
+def root(tmp_path: Path, request: pytest.FixtureRequest) -> Path:
+    """A fresh state root.
+
+    For a test on the engine, new processes are checked at once rather than after Dokku's
+    10 s default wait (those deploy often); tests of the checks set their own values.
+    """
     path = tmp_path / "state"
     path.mkdir()
+    if "docker_client" in request.fixturenames:
+        from dokku_tasks.properties import GLOBAL, PropertyStore
+
+        PropertyStore(path).set("checks", GLOBAL, "default-wait", "0")
     return path
 
 

@@ -24,7 +24,7 @@ ENTRYPOINT_DOCKERFILE = (
 #: An ENTRYPOINT that passes its arguments through unchanged.
 PASSTHROUGH = '#!/bin/sh\nexec "$@"\n'
 #: A web process that stops at once on SIGTERM, so replacing it does not wait out a timeout.
-WEB_ONLY = "web: trap 'exit 0' TERM; sleep 3600 & wait\n"
+WEB_ONLY = "web: sh -c \"trap 'exit 0' TERM; sleep 3600 & wait\"\n"
 APP_LABEL = "com.dokku.app-name"
 TASK_LABEL = "dokku_phase_script"
 #: Generous bounds: a hang fails instead of blocking the suite.

@@ -27,7 +27,7 @@ def test_no_or_tini_entrypoint_runs_through_a_shell(entrypoint: list[str] | None
     task = Task(phase="release", command="a && b", source="Procfile")
     argv = task_argv(task=task, image=image(entrypoint), context=context())
     assert argv == shell_argv("a && b", None)
-    assert argv[-1] == "set -e; a && b"
+    assert argv[-1] == "set -e; set -o pipefail || true; a && b"
 
 
 def test_a_configured_shell_is_used_as_is() -> None:
@@ -35,7 +35,7 @@ def test_a_configured_shell_is_used_as_is() -> None:
     assert task_argv(task=task, image=image(None), context=context("/bin/ash")) == (
         "/bin/ash",
         "-c",
-        "set -e; true",
+        "set -e; set -o pipefail || true; true",
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from dokku_tasks.errors import (
+    ChecksFailedError,
     DeployRefusedError,
     DokkuTasksError,
     PluginError,
@@ -24,8 +25,17 @@ from dokku_tasks.hookspecs import hookimpl
 from dokku_tasks.manager import get_plugin_manager
 from dokku_tasks.models import AppFile, DeployContext, DeployResult, ImageInfo, Task
 from dokku_tasks.pipeline import DeployRequest, deploy
-from dokku_tasks.scheduling import ProcessSpec, TaskIO, TaskOwner, TaskRun, TaskSpec
-from dokku_tasks.specs import Interruption
+from dokku_tasks.properties import GLOBAL, PropertyStore
+from dokku_tasks.scheduling import (
+    ProcessCheck,
+    ProcessSpec,
+    StartedProcess,
+    TaskIO,
+    TaskOwner,
+    TaskRun,
+    TaskSpec,
+)
+from dokku_tasks.specs import ExecOutcome, Interruption
 from tests.conftest import Captured, write_app
 
 
@@ -83,6 +93,8 @@ class FakeScheduler:
         self.log = log
         self.exits = exits
         self.commits = 0
+        self.probe = FakeProbe()
+        self.argvs: dict[str, tuple[str, ...] | None] = {}
 
     def remove_stale_tasks(self, app: str, owner: TaskOwner) -> int:
         self.log.append("remove stale")
@@ -100,10 +112,37 @@ class FakeScheduler:
         return TaskRun(f"container-{len(self.log)}", code, committed)
 
     def deploy_processes(
-        self, app: str, image: ImageInfo, processes: Sequence[ProcessSpec], options: Any
+        self,
+        app: str,
+        image: ImageInfo,
+        processes: Sequence[ProcessSpec],
+        options: Any,
+        check: ProcessCheck | None = None,
     ) -> tuple[str, ...]:
         self.log.append(f"processes on {image.id}")
-        return tuple(f"{app}.{p.process_type}.1" for p in processes if p.quantity)
+        self.argvs = {p.process_type: p.argv for p in processes}
+        started = [
+            StartedProcess(p.process_type, 1, f"{app}.{p.process_type}.1", f"new-{p.process_type}")
+            for p in processes
+            if p.quantity
+        ]
+        if check is not None:
+            check(started, self.probe)
+        return tuple(p.name for p in started)
+
+
+class FakeProbe:
+    """Every container runs; commands succeed.  ``looked_at`` lists the containers probed."""
+
+    def __init__(self) -> None:
+        self.looked_at: list[str] = []
+
+    def state(self, container_id: str) -> Mapping[str, Any]:
+        self.looked_at.append(container_id)
+        return {"Running": True, "Restarting": False, "ExitCode": 0}
+
+    def exec(self, container_id: str, argv: Sequence[str], timeout: float) -> ExecOutcome:
+        return ExecOutcome(0, "")
 
 
 class Harness:
@@ -128,6 +167,8 @@ class Harness:
                 harness.finished.append(result)
 
         self.pm.register(Recorder(), "recorder")
+        # The checks plugin's default wait is 10 s; these tests are about the pipeline.
+        PropertyStore(root).set("checks", GLOBAL, "default-wait", "0")
 
     def engine_factory(self, interruption: Interruption) -> FakeEngine:
         return self.engine
@@ -395,3 +436,121 @@ def test_without_the_file_plugins_nothing_is_read(
     assert harness.deploy(source, captured).ok
     assert harness.log == ["remove stale", "processes on sha256:built1"]
     assert not [step for step in harness.pm.hook.app_files.get_hookimpls()]
+
+
+# -- processes -------------------------------------------------------------------------------
+
+
+def test_a_process_runs_the_procfile_commands_words(
+    root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    source = write_app(
+        tmp_path / "src",
+        {
+            "Dockerfile": "FROM scratch\n",
+            "Procfile": "web: python3 -u web.py --port $PORT 'two words'\nworker: ./work $GREETING\n",
+            "app.json": {"formation": {"worker": {"quantity": 1}}},
+        },
+    )
+    harness = Harness(root)
+    deploy(
+        DeployRequest(app="web", source=source, scheduler="fake", env={"GREETING": "hi there"}),
+        root=root,
+        output=captured.output,
+        pm=harness.pm,
+        engine=harness.engine_factory,  # type: ignore[arg-type]
+    )
+    assert harness.scheduler.argvs == {
+        "web": ("python3", "-u", "web.py", "--port", "5000", "two words"),
+        # A config value expanded into a command is not split again by a shell: it is the
+        # words of the expanded command, as Dokku's shellquote.Split makes them.
+        "worker": ("./work", "hi", "there"),
+    }
+
+
+def test_a_command_that_does_not_split_fails_before_anything_starts(
+    root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    source = write_app(
+        tmp_path / "src", {"Dockerfile": "FROM scratch\n", "Procfile": "web: echo 'open\n"}
+    )
+    harness = Harness(root)
+    with pytest.raises(DokkuTasksError) as failure:
+        harness.deploy(source, captured)
+    assert failure.value.message == (
+        "Cannot split command for the web process: No closing quotation: echo 'open"
+    )
+    assert not any(entry.startswith("processes") for entry in harness.log)
+
+
+def test_process_types_missing_from_the_procfile_are_skipped_with_a_warning(
+    root: Path, tmp_path: Path, captured: Captured
+) -> None:
+    source = write_app(
+        tmp_path / "src",
+        {"Dockerfile": "FROM scratch\n", "Procfile": "web: ./serve\nclock: ./tick\n"},
+    )
+    harness = Harness(root)
+    harness.deploy(source, captured)
+    assert "Skipping" not in captured.stderr
+    (source / "Procfile").write_text("worker: ./work\n")
+    harness.deploy(source, captured)
+    assert captured.stderr.splitlines() == [
+        " !     Skipping clock as it is missing from the current Procfile",
+        " !     Skipping web as it is missing from the current Procfile",
+    ]
+    assert PropertyStore(root).get("common", "web", "process-types") == "worker"
+
+
+class CheckRecorder:
+    """A checks plugin that records what it was asked to check, and may fail."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.seen: list[tuple[str, str, str]] = []
+
+    @hookimpl
+    def check_processes(self, app: str, processes: Sequence[StartedProcess], probe: Any) -> None:
+        for process in processes:
+            self.seen.append((app, process.dyno, process.container_id))
+            probe.state(process.container_id)
+        if self.fail:
+            raise ChecksFailedError("web.1 failed its checks", process="web.1")
+
+
+def test_new_processes_are_checked_before_the_switch(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+    recorder = CheckRecorder()
+    harness.pm.register(recorder, "recorder-checks")
+    harness.deploy(source, captured)
+    assert recorder.seen == [("web", "web.1", "new-web")]
+    assert "new-web" in harness.scheduler.probe.looked_at
+
+
+def test_a_failed_check_fails_the_deploy_before_the_tag_moves_and_postdeploy(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+    harness.pm.register(CheckRecorder(fail=True), "recorder-checks")
+    with pytest.raises(ChecksFailedError) as failure:
+        harness.deploy(source, captured)
+    assert failure.value.message == "web.1 failed its checks"
+    assert "dokku/web:latest" not in harness.engine.tags
+    assert "postdeploy: ./warm" not in harness.log
+    assert PropertyStore(root).get("common", "web", "deployed") != "true"
+
+
+def test_a_check_that_crashes_is_named(root: Path, source: Path, captured: Captured) -> None:
+    class Broken:
+        @hookimpl
+        def check_processes(self) -> None:
+            raise RuntimeError("boom")
+
+    harness = Harness(root)
+    harness.pm.register(Broken(), "broken-checks")
+    with pytest.raises(PluginError) as failure:
+        harness.deploy(source, captured)
+    assert failure.value.plugin_name == "broken-checks"
+    assert "boom" in failure.value.message

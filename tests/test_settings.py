@@ -64,7 +64,14 @@ def _builtin_settings() -> settings.SettingsRegistry:
 def test_table() -> None:
     # Registered by the built-in plugins, in their registration order.
     namespaces = _builtin_settings()
-    assert [ns.name for ns in namespaces] == ["registry", "scheduler", "app-json"]
+    assert [ns.name for ns in namespaces] == [
+        "ps",
+        "checks",
+        "registry",
+        "scheduler-docker-local",
+        "scheduler",
+        "app-json",
+    ]
     assert REGISTRY.property_names == ("server",)
     assert APP_JSON.property_names == ("appjson-path",)
     assert SCHEDULER.property_names == ("selected", "shell", "task-timeout")
@@ -312,7 +319,8 @@ def test_unknown_namespace_lists_the_valid_ones() -> None:
     with pytest.raises(UsageError) as info:
         _builtin_settings().namespace("nope")
     assert info.value.message == (
-        "Unknown settings namespace 'nope', valid: registry, scheduler, app-json"
+        "Unknown settings namespace 'nope', valid: ps, checks, registry, "
+        "scheduler-docker-local, scheduler, app-json"
     )
 
 

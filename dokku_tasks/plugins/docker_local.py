@@ -11,18 +11,23 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ..errors import EngineError, TaskTimeoutError, add_cleanup_note
+from .. import settings
+from ..errors import EngineError, PropertyError, TaskTimeoutError, add_cleanup_note
 from ..hookspecs import hookimpl
-from ..models import ContainerOptions, ImageInfo, Mount
+from ..models import ContainerOptions, ImageInfo, Mount, ReportSection
+from ..properties import PropertyStore
 from ..scheduling import (
     ENV_FILE_TARGET,
+    ProcessCheck,
     ProcessSpec,
     SchedulerFactory,
+    StartedProcess,
     TaskIO,
     TaskOwner,
     TaskRun,
     TaskSpec,
 )
+from ..settings import Namespace, Property
 from ..specs import (
     APP_LABEL,
     PREDEPLOY_LABEL,
@@ -34,18 +39,66 @@ from ..specs import (
 
 if TYPE_CHECKING:
     from ..engine import Engine
-    from ..properties import PropertyStore
+    from ..hooks import Hooks
 
 NAME = "docker-local"
+#: The label Dokku gives a process container: its ``DYNO`` (``web.1``).
+DYNO_LABEL = "com.dokku.dyno"
+#: Images of this vendor run their own init (s6-overlay): no ``--init`` unless set (as Dokku).
+_OWN_INIT_VENDOR = "linuxserver.io"
+#: ``PORT`` of a web process when the app's config sets none (Dokku's default).
+DEFAULT_WEB_PORT = "5000"
+
+
+def _validate_bool(value: str, plugins: Hooks | None) -> str:
+    if value not in ("true", "false"):
+        raise PropertyError(f"Invalid init-process {value!r}: expected true or false")
+    return value
+
+
+#: Dokku's ``scheduler-docker-local`` properties.  ``init-process`` has no default here: an
+#: unset value means "true, unless the image brings its own init" (Dokku's rule).
+SCHEDULER_DOCKER_LOCAL = Namespace(
+    name="scheduler-docker-local",
+    label="Scheduler docker local",
+    properties=(Property("init-process", validator=_validate_bool),),
+)
 
 
 def _for_deploy(*, engine: Engine, app: str, properties: PropertyStore) -> DockerLocalScheduler:
-    return DockerLocalScheduler(engine)
+    return DockerLocalScheduler(engine, properties)
 
 
 @hookimpl
 def register_schedulers(register: Callable[[str, SchedulerFactory], None]) -> None:
     register(NAME, _for_deploy)
+
+
+@hookimpl
+def register_settings(register: Callable[[Namespace], None]) -> None:
+    register(SCHEDULER_DOCKER_LOCAL)
+
+
+@hookimpl
+def report(app: str, properties: PropertyStore) -> ReportSection:
+    """The ``scheduler-docker-local`` section: computed, global and app ``init-process``."""
+    return settings.report_section(properties, SCHEDULER_DOCKER_LOCAL, app)
+
+
+def uses_init(store: PropertyStore, app: str, image: ImageInfo) -> bool:
+    """Whether process containers of ``app`` in ``image`` get the engine's init as PID 1."""
+    value = settings.computed(store, SCHEDULER_DOCKER_LOCAL, app, "init-process")
+    if value:
+        return value != "false"
+    return image.labels.get("org.opencontainers.image.vendor") != _OWN_INIT_VENDOR
+
+
+def process_env(env: Mapping[str, str], process_type: str, index: int) -> dict[str, str]:
+    """A process container's environment: the config, ``DYNO``, and ``PORT`` for web."""
+    result = {**env, "DYNO": f"{process_type}.{index}"}
+    if process_type == "web":
+        result["PORT"] = env.get("PORT") or DEFAULT_WEB_PORT
+    return result
 
 
 def env_loader(shell: str) -> tuple[str, ...]:
@@ -95,8 +148,9 @@ class DockerLocalScheduler:
     name = NAME
     can_commit = True
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, properties: PropertyStore | None = None) -> None:
         self.engine = engine
+        self.properties = properties
 
     def remove_stale_tasks(self, app: str, owner: TaskOwner) -> int:
         stale = [
@@ -169,6 +223,7 @@ class DockerLocalScheduler:
         image: ImageInfo,
         processes: Sequence[ProcessSpec],
         options: ContainerOptions,
+        check: ProcessCheck | None = None,
     ) -> tuple[str, ...]:
         # Every process container of the app is replaced, including those a failed or killed
         # deploy left under a temporary or retired name: the next deploy recovers from it.
@@ -184,39 +239,84 @@ class DockerLocalScheduler:
         ]
         self._refuse_taken_names(app, names, current)
         suffix = secrets.token_hex(4)
-        started: list[tuple[str, str]] = []
+        init = uses_init(self.properties, app, image) if self.properties is not None else True
+        started: list[StartedProcess] = []
         displaced: list[tuple[ContainerInfo, str]] = []
         try:
             for process in processes:
                 for index in range(1, process.quantity + 1):
                     name = f"{app}.{process.process_type}.{index}"
-                    container_id = self.engine.create(
-                        self._process_spec(app, image, process, options, f"{name}.{suffix}")
+                    spec = self._process_spec(
+                        app, image, process, index, options, f"{name}.{suffix}", init
                     )
-                    started.append((container_id, name))
+                    container_id = self.engine.create(spec)
+                    port = spec.env.get("PORT") if process.process_type == "web" else None
+                    started.append(
+                        StartedProcess(
+                            process.process_type,
+                            index,
+                            name,
+                            container_id,
+                            int(port) if port and port.isdigit() else None,
+                        )
+                    )
                     self.engine.start(container_id)
-            for container_id, name in started:
-                state = self.engine.state(container_id)
-                if not state.get("Running"):
-                    raise EngineError(
-                        f"Process container {name} did not stay running "
-                        f"(exit status {state.get('ExitCode')})"
-                    )
+            if check is not None:
+                check(started, self.engine)
+            else:
+                self._require_running(started)
             # The switch: old containers step aside, then the new ones take their names.
             holders = {c.name: c for c in current}
             for name in names:
                 if name in holders and self._step_aside(holders[name], f"{name}.retired-{suffix}"):
                     displaced.append((holders[name], f"{name}.retired-{suffix}"))
-            for container_id, name in started:
-                self.engine.rename(container_id, name)
+            for new in started:
+                self.engine.rename(new.container_id, new.name)
         except BaseException as error:
-            self._roll_back(error, started, displaced)
+            self._roll_back(error, [(p.container_id, p.name) for p in started], displaced)
             raise
-        # The old containers stop in the background, while the rest of the deploy
-        # (postdeploy) goes on; the deploy waits for them before it returns.
-        for container in current:
-            self.engine.remove_later(container.id, stop_first=True)
+        self._retire(app, current, {c.id: retired for c, retired in displaced})
         return tuple(names)
+
+    def _require_running(self, started: Sequence[StartedProcess]) -> None:
+        """Without a checks plugin: every new container must at least be running now."""
+        for process in started:
+            state = self.engine.state(process.container_id)
+            if not state.get("Running"):
+                raise EngineError(
+                    f"Process container {process.name} did not stay running "
+                    f"(exit status {state.get('ExitCode')})"
+                )
+
+    def _retire(
+        self, app: str, current: Sequence[ContainerInfo], renamed: Mapping[str, str]
+    ) -> None:
+        """Hand the old containers to the retirement (:mod:`dokku_tasks.retirement`).
+
+        They get SIGTERM now and are stopped and removed after ``wait-to-retire`` by a
+        detached retirer: the deploy never waits for them.  One already retiring (a deploy
+        inside its window) keeps its deadline.
+        """
+        if not current:
+            return
+        from .. import retirement
+        from . import checks, ps
+
+        if self.properties is None:
+            for container in current:
+                self.engine.remove_later(container.id, stop_first=True)
+            return
+        root = self.properties.root
+        already = {record.container_id for record in retirement.pending(root)}
+        leaving = [(c.id, renamed.get(c.id, c.name)) for c in current if c.id not in already]
+        retirement.begin(
+            self.engine,
+            root,
+            app,
+            leaving,
+            wait=checks.wait_to_retire(self.properties, app),
+            stop_timeout=ps.stop_timeout(self.properties, app),
+        )
 
     def _step_aside(self, old: ContainerInfo, retired: str) -> bool:
         """Rename ``old`` out of the way; ``False`` when it had to be removed instead.
@@ -270,23 +370,38 @@ class DockerLocalScheduler:
             except EngineError as cleanup:
                 add_cleanup_note(error, cleanup.message)
 
-    @staticmethod
     def _process_spec(
-        app: str, image: ImageInfo, process: ProcessSpec, options: ContainerOptions, name: str
+        self,
+        app: str,
+        image: ImageInfo,
+        process: ProcessSpec,
+        index: int,
+        options: ContainerOptions,
+        name: str,
+        init: bool,
     ) -> ContainerSpec:
+        from . import ps
+
+        if self.properties is not None:
+            policy, retries = ps.restart_policy(self.properties, app)
+        else:
+            policy, retries = "on-failure", 10
         return ContainerSpec(
             image=image.id,
             command=process.argv,
-            env=options.env,
+            env=process_env(options.env, process.process_type, index),
             mounts=options.mounts,
             network=options.network,
             labels={
                 APP_LABEL: app,
                 PROCESS_LABEL: process.process_type,
+                DYNO_LABEL: f"{process.process_type}.{index}",
                 # Blank, so a process of a predeploy-committed image (which inherits the task
                 # label) never looks like a task.
                 TASK_LABEL: "",
             },
             name=name,
-            restart_policy="unless-stopped",
+            restart_policy=policy,
+            restart_retries=retries,
+            init=init,
         )

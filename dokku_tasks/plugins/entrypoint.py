@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import shlex
-
-from ..errors import CommandError
 from ..hookspecs import hookimpl
 from ..models import DeployContext, ImageInfo, Task
+from ..procfile import command_words
 
 #: ENTRYPOINTs that count as "no entrypoint": the command still runs through a shell.
 TINI_ENTRYPOINTS = frozenset(
@@ -18,6 +16,11 @@ TINI_ENTRYPOINTS = frozenset(
     }
 )
 
+#: What Dokku puts in front of a task's command (plugins/app-json): stop at the first failing
+#: command, and fail a pipeline when any part of it fails.  ``|| true`` keeps a shell without
+#: ``pipefail`` going; the task's own exit status is kept (Dokku collapses it to 1).
+TASK_PREFIX = "set -e; set -o pipefail || true; "
+
 #: Runs the script with bash where the image has it, else with /bin/sh, in one exec chain.
 _AUTO_SHELL = 'if [ -x /bin/bash ]; then exec /bin/bash -c "$1"; fi; exec /bin/sh -c "$1"'
 
@@ -28,8 +31,10 @@ def wraps_in_shell(image: ImageInfo) -> bool:
 
 
 def shell_argv(command: str, shell: str | None) -> tuple[str, ...]:
-    """``<shell> -c "set -e; <command>"``; with no shell configured, bash if present else sh."""
-    script = f"set -e; {command}"
+    """``<shell> -c "set -e; set -o pipefail || true; <command>"`` (Dokku's prefix: a failure
+    anywhere in a pipeline fails the task, where the shell has pipefail); with no shell
+    configured, bash if present else sh."""
+    script = f"{TASK_PREFIX}{command}"
     if shell:
         return (shell, "-c", script)
     return ("/bin/sh", "-c", _AUTO_SHELL, "dokku-task", script)
@@ -42,15 +47,7 @@ def split_command(command: str, shown: str | None = None) -> tuple[str, ...]:
     values were expanded into it).
     """
     shown = command if shown is None else shown
-    try:
-        words = shlex.split(command)
-    except ValueError as exc:
-        raise CommandError(
-            f"Cannot split command for the image's ENTRYPOINT: {exc}: {shown}"
-        ) from None
-    if not words:
-        raise CommandError(f"Empty command for the image's ENTRYPOINT: {shown!r}")
-    return tuple(words)
+    return command_words(command, shown, "the image's ENTRYPOINT")
 
 
 @hookimpl(trylast=True)
