@@ -15,7 +15,11 @@ What is honoured, as Dokku honours it:
 - unknown keys ignored; an empty or whitespace-only file and a top-level ``null`` mean "no tasks".
 
 Where this deliberately differs: a UTF-8 BOM is accepted, invalid UTF-8 is an error (Go would
-quietly replace it), and an empty or whitespace-only script counts as absent.
+quietly replace it), and an empty or whitespace-only script counts as absent.  In
+``healthchecks``, what could never work is refused here rather than when the check runs (or
+never): an unknown ``type``, a check of two kinds at once, a scheme other than http(s), a port
+outside 1..65535, a ``null`` command word, a NUL in a command or path, and more than
+:data:`MAX_HEALTHCHECK_SECONDS` seconds or attempts.
 """
 
 from __future__ import annotations
@@ -27,11 +31,12 @@ import string
 from typing import Any, NoReturn, TypeAlias
 
 from .errors import ParseError
-from .models import AppJson
+from .models import HEALTHCHECK_TYPES, AppJson, Healthcheck
 
 __all__ = [
     "GO_WHITESPACE",
     "MAX_APP_JSON_BYTES",
+    "MAX_HEALTHCHECK_SECONDS",
     "MAX_NESTING_DEPTH",
     "JSONValue",
     "decode_utf8",
@@ -44,6 +49,10 @@ MAX_APP_JSON_BYTES = 1024 * 1024
 
 #: Objects and arrays nested deeper than this are refused (never a ``RecursionError``).
 MAX_NESTING_DEPTH = 512
+
+#: The largest number of seconds (or attempts) a healthcheck may give: a day.  Go would take
+#: any int32, and a deploy would then wait for decades.
+MAX_HEALTHCHECK_SECONDS = 86_400
 
 #: The characters Go's ``strings.TrimSpace`` strips (``unicode.IsSpace``).  Python's
 #: ``str.strip()`` also strips U+001C..U+001F, which Go keeps.
@@ -58,6 +67,9 @@ JSONValue: TypeAlias = "bool | int | float | str | list[JSONValue] | dict[str, J
 
 # The largest value Go's ``int`` holds on the 64-bit hosts Dokku runs on.
 _MAX_GO_INT = 2**63 - 1
+# The smallest values Go's ``int32`` and ``int`` hold.
+_MIN_GO_INT32 = -(2**31)
+_MIN_GO_INT = -(2**63)
 
 # What the standardizer looks at; everything between these is left to the json module.  A string
 # ends at its line's end (JSON strings hold no raw line break), so an unclosed one is found here.
@@ -138,9 +150,11 @@ def parse_app_json(data: bytes, filename: str = "app.json") -> AppJson:
     """Parse the bytes of an app.json file into an :class:`AppJson`.
 
     Reads ``scripts.dokku.predeploy``, ``scripts.dokku.postdeploy``, ``scripts.postdeploy``
-    (each a string; ``null`` is absent) and ``formation.<type>.quantity`` (a non-negative
-    integer; types without one are left out).  Everything else is ignored.  An empty or
-    whitespace-only file, and a top-level ``null``, give an empty ``AppJson()``.
+    (each a string; ``null`` is absent), ``formation.<type>.quantity`` (a non-negative
+    integer; types without one are left out) and ``healthchecks.<type>`` (an array of
+    healthcheck objects, see :class:`~dokku_tasks.models.Healthcheck`).  Everything else is
+    ignored.  An empty or whitespace-only file, and a top-level ``null``, give an empty
+    ``AppJson()``.
 
     Raises :class:`ParseError` for a file over :data:`MAX_APP_JSON_BYTES`, invalid UTF-8, any
     JSONC syntax error, a top level that is not an object, and a known key of the wrong type;
@@ -354,8 +368,9 @@ def _kind(value: object) -> str:
 class _Reader:
     """Decodes the parsed document into Dokku's ``AppJSON`` struct, as ``json.Unmarshal`` would.
 
-    Struct fields (``scripts``, ``dokku``, the script strings, ``quantity``) are matched with
-    :data:`_GO_FOLD`; ``formation`` is a map, so its process types match exactly.
+    Struct fields (``scripts``, ``dokku``, the script strings, ``quantity``, a healthcheck's
+    fields) are matched with :data:`_GO_FOLD`; ``formation`` and ``healthchecks`` are maps, so
+    their process types match exactly.
     """
 
     def __init__(self, text: str, filename: str) -> None:
@@ -363,6 +378,7 @@ class _Reader:
         self.filename = filename
         self.scripts: dict[str, str | None] = {}
         self.formation: dict[str, int | None] = {}
+        self.healthchecks: dict[str, tuple[Healthcheck, ...]] = {}
 
     def read(self, root: Any) -> AppJson:
         for name, value, path in self._members("top level", root, ()):
@@ -380,11 +396,22 @@ class _Reader:
                     # Each map value is decoded into a fresh struct: a repeated type replaces the
                     # earlier one entirely, and a null one has no quantity.
                     self.formation[process] = self._quantity(process, entry, entry_path)
+            elif name == "HEALTHCHECKS":
+                if value is None:
+                    self.healthchecks = {}  # a nil map, as for formation
+                for process, entries, entries_path in self._members(
+                    "healthchecks", value, path, False
+                ):
+                    # A map value is decoded fresh: a repeated process type replaces the earlier.
+                    where = f"healthchecks.{_shown_key(process)}"
+                    self.healthchecks[process] = self._healthchecks(where, entries, entries_path)
         return AppJson(
             predeploy=self.scripts.get("scripts.dokku.predeploy"),
             postdeploy=self.scripts.get("scripts.dokku.postdeploy"),
             heroku_postdeploy=self.scripts.get("scripts.postdeploy"),
             formation={name: count for name, count in self.formation.items() if count is not None},
+            # null and [] give no healthchecks, as Dokku treats them: the default check runs.
+            healthchecks={name: checks for name, checks in self.healthchecks.items() if checks},
         )
 
     def _members(
@@ -419,8 +446,7 @@ class _Reader:
         self.scripts[where] = value if value.strip() else None
 
     def _quantity(self, process: str, value: Any, path: _Path) -> int | None:
-        # A process type is any string: quote one that would garble the one-line message.
-        where = f"formation.{process if _PLAIN_KEY.fullmatch(process) else repr(process)}"
+        where = f"formation.{_shown_key(process)}"
         quantity: int | None = None
         for name, number, number_path in self._members(where, value, path):
             if name != "QUANTITY":
@@ -443,6 +469,134 @@ class _Reader:
             return self._error(f"{where} is too large ({shown})", path)
         return self._error(f"{where} must be a non-negative integer, not {shown}", path)
 
+    # -- healthchecks ---------------------------------------------------------------------
+
+    def _healthchecks(self, where: str, value: Any, path: _Path) -> tuple[Healthcheck, ...]:
+        """The healthchecks of one process type: an array of objects (``null``: none)."""
+        if value is None:
+            return ()
+        if not isinstance(value, list) or isinstance(value, _Object):
+            raise self._error(f"{where} must be an array, not {_kind(value)}", path)
+        return tuple(
+            self._healthcheck(f"{where}[{index}]", entry, (*path, index))
+            for index, entry in enumerate(value)
+        )
+
+    def _healthcheck(self, where: str, value: Any, path: _Path) -> Healthcheck:
+        """One healthcheck, decoded as Go decodes Dokku's ``Healthcheck`` struct.
+
+        ``null`` for a string, number or boolean leaves it as it was; ``null`` for ``command``
+        (a slice) resets it.  A later duplicate replaces an earlier one.  Unknown fields
+        (``httpHeaders``, ``warn``, ``onFailure``, ``description``) are ignored.
+        """
+        fields: dict[str, Any] = {}
+        for name, item, item_path in self._members(where, value, path):
+            spec = _HEALTHCHECK_FIELDS.get(name)
+            if spec is None:
+                continue
+            field, reader = spec
+            at = f"{where}.{field}"
+            if item is None:
+                if field == "command":
+                    fields.pop("command", None)
+                continue
+            fields[field] = reader(self, at, item, item_path)
+        check = Healthcheck(
+            type=fields.get("type", ""),
+            name=fields.get("name", ""),
+            command=fields.get("command"),
+            path=fields.get("path", ""),
+            port=fields.get("port") or None,
+            content=fields.get("content", ""),
+            attempts=_positive(fields.get("attempts")),
+            wait=_positive(fields.get("wait")),
+            timeout=_positive(fields.get("timeout")),
+            initial_delay=_positive(fields.get("initialDelay")) or 0,
+            uptime=_positive(fields.get("uptime")) or 0,
+            scheme=fields.get("scheme", ""),
+            listening=fields.get("listening", False),
+        )
+        conflict = _conflict(check)
+        if conflict is not None:
+            raise self._error(f"{where} {conflict}", path)
+        return check
+
+    def _string(self, where: str, value: Any, path: _Path) -> str:
+        if not isinstance(value, str):
+            raise self._error(f"{where} must be a string, not {_kind(value)}", path)
+        return value
+
+    def _word(self, where: str, value: Any, path: _Path) -> str:
+        """A string that is passed to a program as an argument: no NUL character."""
+        text = self._string(where, value, path)
+        if "\x00" in text:
+            raise self._error(f"{where} contains a NUL character", path)
+        return text
+
+    def _type(self, where: str, value: Any, path: _Path) -> str:
+        text = self._string(where, value, path)
+        if text and text not in HEALTHCHECK_TYPES:
+            # Go would take any string, and the check would then silently never run.
+            valid = ", ".join(HEALTHCHECK_TYPES)
+            raise self._error(f"{where} must be one of {valid}, not {_shown(text)}", path)
+        return text
+
+    def _scheme(self, where: str, value: Any, path: _Path) -> str:
+        text = self._string(where, value, path).lower()
+        if text not in ("", "http", "https"):
+            raise self._error(f"{where} must be http or https, not {_shown(value)}", path)
+        return text
+
+    def _command(self, where: str, value: Any, path: _Path) -> tuple[str, ...]:
+        if not isinstance(value, list) or isinstance(value, _Object):
+            raise self._error(f"{where} must be an array of strings, not {_kind(value)}", path)
+        words = []
+        for index, word in enumerate(value):
+            at, word_path = f"{where}[{index}]", (*path, index)
+            if word is None:
+                # Go would make it an empty argument; almost surely a mistake.
+                raise self._error(f"{at} must be a string, not null", word_path)
+            words.append(self._word(at, word, word_path))
+        return tuple(words)
+
+    def _flag(self, where: str, value: Any, path: _Path) -> bool:
+        if not isinstance(value, bool):
+            raise self._error(f"{where} must be true or false, not {_kind(value)}", path)
+        return value
+
+    def _seconds(self, where: str, value: Any, path: _Path) -> int:
+        """A Go ``int32`` count (seconds or attempts); zero or less means the default."""
+        number = self._integer(where, value, path, _MIN_GO_INT32)
+        if number > MAX_HEALTHCHECK_SECONDS:
+            raise self._error(f"{where} must be at most {MAX_HEALTHCHECK_SECONDS}", path)
+        return number
+
+    def _port(self, where: str, value: Any, path: _Path) -> int:
+        """A Go ``int`` port; 0 means the default, anything else must be a TCP port."""
+        number = self._integer(where, value, path, _MIN_GO_INT)
+        if not 0 <= number <= 65535:
+            raise self._error(f"{where} must be a port number from 1 to 65535", path)
+        return number
+
+    def _integer(self, where: str, value: Any, path: _Path, minimum: int) -> int:
+        if type(value) is int:
+            if value < minimum:
+                literal = self._literal(path)
+                raise self._error(f"{where} is out of range ({literal})", path)
+            return value
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise self._error(f"{where} must be an integer, not {_kind(value)}", path)
+        literal = self._literal(path)
+        if literal.lstrip("-").isdigit():  # an integer too large for Python's int()
+            raise self._error(f"{where} is out of range ({literal})", path)
+        # Go's int decoding refuses 1.0 and 1e2 as well.
+        raise self._error(f"{where} must be an integer, not {literal}", path)
+
+    def _literal(self, path: _Path) -> str:
+        """The value at ``path`` as written, shortened for a one-line message."""
+        literal = self.text[slice(*self._span(path))]
+        return literal if len(literal) <= 24 else literal[:20] + "..."
+
     def _error(self, detail: str, path: _Path) -> ParseError:
         return _error(self.text, self.filename, detail, self._span(path)[0])
 
@@ -453,13 +607,67 @@ class _Reader:
         skip = json.JSONDecoder(parse_int=_int).raw_decode
         start = end = _skip_space(text, 0)
         for index in path:
-            pos = start  # at the object's '{'
+            pos = start  # at the object's '{' or the array's '['
+            in_array = text[pos] == "["
             for _ in range(index + 1):
-                pos = _skip_space(text, skip(text, _skip_space(text, pos + 1))[1])  # the key
-                start = _skip_space(text, pos + 1)  # past the ':'
+                if in_array:
+                    start = _skip_space(text, pos + 1)  # past the '[' or ','
+                else:
+                    pos = _skip_space(text, skip(text, _skip_space(text, pos + 1))[1])  # the key
+                    start = _skip_space(text, pos + 1)  # past the ':'
                 end = skip(text, start)[1]
-                pos = _skip_space(text, end)  # at the ',' or '}'
+                pos = _skip_space(text, end)  # at the ',' or the closing bracket
         return start, end
+
+
+#: A healthcheck's JSON fields, folded as Go matches them: the name errors use, and the reader.
+_HEALTHCHECK_FIELDS: dict[str, tuple[str, Any]] = {
+    "TYPE": ("type", _Reader._type),
+    "NAME": ("name", _Reader._string),
+    "COMMAND": ("command", _Reader._command),
+    "PATH": ("path", _Reader._word),
+    "PORT": ("port", _Reader._port),
+    "CONTENT": ("content", _Reader._string),
+    "ATTEMPTS": ("attempts", _Reader._seconds),
+    "WAIT": ("wait", _Reader._seconds),
+    "TIMEOUT": ("timeout", _Reader._seconds),
+    "INITIALDELAY": ("initialDelay", _Reader._seconds),
+    "UPTIME": ("uptime", _Reader._seconds),
+    "SCHEME": ("scheme", _Reader._scheme),
+    "LISTENING": ("listening", _Reader._flag),
+}
+
+
+def _positive(value: int | None) -> int | None:
+    """Dokku's healthchecker reads zero or less as "use the default"."""
+    return value if value is not None and value > 0 else None
+
+
+def _conflict(check: Healthcheck) -> str | None:
+    """What makes ``check`` ambiguous, as Dokku's healthchecker refuses it; ``None`` if fine."""
+    given = [
+        name
+        for name, present in (
+            ("command", bool(check.command)),
+            ("path", bool(check.path)),
+            ("uptime", check.uptime > 0),
+            ("listening", check.listening),
+        )
+        if present
+    ]
+    if len(given) < 2:
+        return None
+    return f"cannot have both {given[0]!r} and {given[1]!r}: a healthcheck checks one thing"
+
+
+def _shown_key(key: str) -> str:
+    """A map key (any string) in a key path: quoted when it would garble a one-line message."""
+    return key if _PLAIN_KEY.fullmatch(key) else repr(key)
+
+
+def _shown(value: str) -> str:
+    """A string value in a message: quoted, shortened."""
+    return repr(value if len(value) <= 24 else value[:20] + "...")
 
 
 def _skip_space(text: str, pos: int) -> int:

@@ -206,6 +206,21 @@ class _Group(click.Group):
 def cli(ctx: click.Context, root: Path | None) -> None:
     """Run Dokku-style deployment tasks (app.json, Procfile release) in an app's image."""
     ctx.obj = root
+    # Every command checks, once it is done, for old containers past their retirement
+    # deadline that no retirer handles (a killed one, a reboot) and starts one: cheap when
+    # nothing is due, and it never fails the command.
+    ctx.call_on_close(lambda: _reap_retirements(ctx))
+
+
+def _reap_retirements(ctx: click.Context) -> None:
+    with contextlib.suppress(DokkuTasksError, OSError):
+        root = _root(ctx)
+        # Most command lines run where nothing was ever retired: skip the module's import.
+        if not (root / "retirements").is_dir():
+            return
+        from .retirement import reap_if_due
+
+        reap_if_due(root)
 
 
 def main() -> None:

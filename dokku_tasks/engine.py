@@ -555,6 +555,9 @@ class Engine:
                     chunks.append(data[: limit - kept])
                     kept += len(chunks[-1])
         finally:
+            # The SDK's socket wrapper first, then the socket: each holds the descriptor.
+            with contextlib.suppress(OSError):
+                socket.close()
             with contextlib.suppress(OSError):
                 raw.close()
         with engine_errors(f"Cannot inspect a command in container {container_id[:12]}"):

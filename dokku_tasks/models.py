@@ -52,18 +52,29 @@ def _host_steps(value: Iterable[HostStep]) -> tuple[HostStep, ...]:
     return tuple(value)
 
 
+def _healthcheck_lists(
+    value: Mapping[str, Iterable[Healthcheck]],
+) -> Mapping[str, tuple[Healthcheck, ...]]:
+    return {process_type: tuple(checks) for process_type, checks in value.items()}
+
+
 @attrs.frozen
 class AppJson:
     """The parts of app.json that deployment tasks use.
 
     ``predeploy`` and ``postdeploy`` are ``scripts.dokku.*``; ``heroku_postdeploy`` is Heroku's
     once-only ``scripts.postdeploy``.  ``formation`` maps a process type to its ``quantity``.
+    ``healthchecks`` maps a process type to its ``healthchecks`` entries (:class:`Healthcheck`),
+    in the order written; a type with none is left out.
     """
 
     predeploy: str | None = None
     postdeploy: str | None = None
     heroku_postdeploy: str | None = None
     formation: Mapping[str, int] = attrs.field(factory=dict, converter=_counts)
+    healthchecks: Mapping[str, tuple[Healthcheck, ...]] = attrs.field(
+        factory=dict, converter=_healthcheck_lists
+    )
 
     def script(self, phase: str) -> str | None:
         """The command app.json gives for ``phase`` (``None`` when it gives none)."""
@@ -304,3 +315,64 @@ class DeployResult:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+#: The healthcheck types Dokku knows.  Only ``startup`` checks run before the process switch.
+HEALTHCHECK_TYPES = ("startup", "liveness", "readiness")
+
+
+@attrs.frozen
+class Healthcheck:
+    """One entry of app.json ``healthchecks.<process type>``, as Dokku's healthchecker reads it.
+
+    What it checks is the first of these that applies (:attr:`kind`): ``listening`` (something
+    listens on ``port`` on every interface), ``command`` (run in the container, exit status 0),
+    ``path`` (an HTTP GET answers 2xx, with ``content`` in the body), else ``uptime`` (the
+    container is still running ``uptime`` seconds after it started).
+
+    A value app.json does not give (absent, ``null``, or zero or less, as Dokku reads them) is
+    ``None`` for ``attempts``, ``wait``, ``timeout`` and ``port``, so that the runner picks the
+    default (the app's ``checks`` properties; for ``port`` the process's ``PORT``, else 5000),
+    and ``0`` for ``initial_delay`` and ``uptime``.  ``type`` is ``""`` when not given (Dokku
+    then runs the check at no point); ``scheme`` is ``"http"`` or ``"https"`` (lower case),
+    ``""`` for the default ``http``.
+    """
+
+    type: str = ""
+    name: str = ""
+    command: tuple[str, ...] | None = attrs.field(default=None, converter=_words)
+    path: str = ""
+    port: int | None = None
+    content: str = ""
+    attempts: int | None = None
+    wait: int | None = None
+    timeout: int | None = None
+    initial_delay: int = 0
+    uptime: int = 0
+    scheme: str = ""
+    listening: bool = False
+
+    @property
+    def kind(self) -> str:
+        """``listening``, ``command``, ``path`` or ``uptime``, in Dokku's order of precedence."""
+        if self.listening:
+            return "listening"
+        if self.command:
+            return "command"
+        if self.path:
+            return "path"
+        return "uptime"
+
+    @property
+    def label(self) -> str:
+        """The name, else one made from what it checks (Dokku would show base64 of its JSON)."""
+        if self.name:
+            return self.name
+        kind = self.kind
+        if kind == "command":
+            return "command " + " ".join(self.command or ())
+        if kind == "path":
+            return f"path {self.path}"
+        if kind == "listening":
+            return "listening" + (f" on port {self.port}" if self.port else "")
+        return f"uptime {self.uptime}s"

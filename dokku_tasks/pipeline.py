@@ -214,6 +214,10 @@ def destroy(
                 engine.close()
             if containers or images:
                 output.info(f"Removed {containers} container(s) and {images} image(s)")
+        from .retirement import forget
+
+        # Its old containers went with the rest: nothing of the app is left to retire.
+        forget(root, app)
         registry.destroy(app)
 
 

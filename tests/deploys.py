@@ -58,6 +58,19 @@ def dokku(
     )
 
 
+def retire_now(root: Path) -> int:
+    """Do now what the background retirer does after ``wait-to-retire``: stop and remove the
+    old process containers the deploys under ``root`` handed to the retirement."""
+    from dokku_tasks.engine import Engine
+    from dokku_tasks.retirement import retire_due
+
+    engine = Engine.connect()
+    try:
+        return retire_due(root, engine, force=True)
+    finally:
+        engine.close()
+
+
 def error_lines(stderr: str) -> list[str]:
     return stderr.splitlines()
 

@@ -194,7 +194,7 @@ def test_null_is_absent(text: str) -> None:
 
 def test_unknown_keys_are_ignored_whatever_their_type() -> None:
     app = parse(
-        '{"name": "x", "env": {"A": {"required": true}}, "cron": 5, "healthchecks": [],'
+        '{"name": "x", "env": {"A": {"required": true}}, "cron": 5, "addons": [],'
         ' "scripts": {"dokku": {"predeploy": "a", "prebuild": 7}, "test": []},'
         ' "formation": {"web": {"quantity": 1, "max_parallel": "x", "size": "free"}}}'
     )

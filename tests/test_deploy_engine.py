@@ -15,6 +15,7 @@ import pytest
 from dokku_tasks.errors import SourceError, TaskFailedError
 from dokku_tasks.pipeline import DeployRequest, deploy
 from tests.conftest import BASE_IMAGE, TINI_IMAGE, Captured, write_app
+from tests.deploys import retire_now
 
 pytestmark = pytest.mark.engine
 
@@ -481,7 +482,10 @@ def test_formation_and_procfile_processes(
     for name in result.containers:
         container = docker_client.containers.get(name)
         assert container.status == "running"
-        assert container.attrs["HostConfig"]["RestartPolicy"]["Name"] == "unless-stopped"
+        assert container.attrs["HostConfig"]["RestartPolicy"] == {
+            "Name": "on-failure",
+            "MaximumRetryCount": 10,
+        }
 
     source_2 = write_app(
         tmp_path / "src2",
@@ -493,6 +497,8 @@ def test_formation_and_procfile_processes(
     )
     second = run_deploy(root, Captured(), engine_app, source=source_2)
     assert sorted(second.containers) == [f"{engine_app}.cron.1", f"{engine_app}.web.1"]
+    # The first deploy's containers, worker.1 and worker.2 among them, are retired.
+    assert retire_now(root) == 3
     names = {
         c.name
         for c in docker_client.containers.list(

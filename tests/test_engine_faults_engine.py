@@ -136,6 +136,9 @@ def test_an_engine_that_dies_during_a_task_gives_the_cause_first(
 def test_deploys_recover_after_the_engine_restarts_mid_deploy(
     private_engine: PrivateEngine, root: Path, tmp_path: Path, live: list[LiveDeploy]
 ) -> None:
+    # Old containers are retired at once (in the background), and `ps:retire` below
+    # finishes what the retirer has not yet done.
+    assert dokku(root, "checks:set", "--global", "wait-to-retire", "0").returncode == 0
     assert deploy_on(private_engine, root, good_app(tmp_path / "v1")).returncode == 0
     files = {
         "Dockerfile": f"{DOCKERFILE}ENV VERSION=2\n",
@@ -150,5 +153,7 @@ def test_deploys_recover_after_the_engine_restarts_mid_deploy(
     for version in (3, 4, 5):
         done = deploy_on(private_engine, root, good_app(tmp_path / f"v{version}", version))
         assert done.returncode == 0, done.stderr
+        retired = dokku(root, "ps:retire", env=private_engine.environ())
+        assert retired.returncode == 0, retired.stderr
         assert running_web(private_engine) == [f"{APP}.web.1"]
         assert [c.name for c in app_containers(private_engine)] == [f"{APP}.web.1"]

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_app
-from tests.deploys import APP_LABEL, DOCKERFILE, WEB_ONLY, dokku, predeploy
+from tests.deploys import APP_LABEL, DOCKERFILE, WEB_ONLY, dokku, predeploy, retire_now
 
 pytestmark = pytest.mark.engine
 
@@ -44,6 +44,8 @@ def test_deploys_keep_the_latest_and_previous_images_only(
     for version in range(1, 5):
         done = deploy_version(root, engine_app, tmp_path, version)
         assert done.returncode == 0, done.stderr
+    # The images the retiring containers still use go with them.
+    retire_now(root)
     latest, previous = (
         tag(docker_client, engine_app, "latest"),
         tag(docker_client, engine_app, "previous"),

@@ -14,7 +14,7 @@ from dokku_tasks.engine import Engine
 from dokku_tasks.errors import EngineError, cleanup_line
 from dokku_tasks.pipeline import DeployRequest, deploy
 from tests.conftest import BASE_IMAGE, Captured, write_app
-from tests.deploys import APP_LABEL, DOCKERFILE, WEB_ONLY, dokku, error_lines
+from tests.deploys import APP_LABEL, DOCKERFILE, WEB_ONLY, dokku, error_lines, retire_now
 
 pytestmark = pytest.mark.engine
 
@@ -104,6 +104,7 @@ def test_a_failure_during_the_switch_leaves_exactly_what_ran_before(
 
     monkeypatch.setattr(Engine, "rename", real_rename)
     deploy(DeployRequest(app=engine_app, source=changed), root=root, output=captured.output)
+    retire_now(root)
     after = process_containers(docker_client, engine_app)
     assert sorted(after) == sorted(before)
     assert not set(c for c, _ in after.values()) & set(c for c, _ in before.values())
@@ -125,6 +126,8 @@ def test_the_next_deploy_replaces_what_failed_and_killed_deploys_left(
     assert len(process_containers(docker_client, engine_app)) == 3
     done = dokku(root, "deploy", engine_app, "--source", str(source))
     assert done.returncode == 0, done.stderr
+    # Every one of them was handed to the retirement, which the test does not wait for.
+    assert retire_now(root) == 3
     assert list(process_containers(docker_client, engine_app)) == [f"{engine_app}.web.1"]
 
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import BASE_IMAGE, write_app
+from tests.conftest import TINI_IMAGE, write_app
 from tests.deploys import APP_LABEL, DOCKERFILE, dokku, predeploy
 
 pytestmark = pytest.mark.engine
@@ -19,8 +19,8 @@ PROCESS_LABEL = "com.dokku.process-type"
 #: No ENTRYPOINT and `sleep` as the web process: PID 1 without init ignores SIGTERM.
 STUBBORN = "web: sleep 3600\n"
 TINI_DOCKERFILE = (
-    f"FROM {BASE_IMAGE}\nWORKDIR /app\nCOPY . /app\n"
-    'ENTRYPOINT ["/usr/bin/tini-static", "--"]\nCMD ["sleep", "3600"]\n'
+    f"FROM {TINI_IMAGE}\nWORKDIR /app\nCOPY . /app\n"
+    'ENTRYPOINT ["/usr/bin/tini", "--"]\nCMD ["sleep", "3600"]\n'
 )
 
 
@@ -42,15 +42,15 @@ def test_a_process_gets_dokkus_container_settings(
         tmp_path / "src",
         {
             "Dockerfile": TINI_DOCKERFILE,
-            "Procfile": "web: sleep 3600 --port $PORT\nworker: sleep 3600\n",
+            "Procfile": "web: sh -c 'exec sleep 3600' --port $PORT\nworker: sleep 3600\n",
             "app.json": {"formation": {"worker": {"quantity": 1}}},
         },
     )
     deploy_ok(root, engine_app, source)
     web = docker_client.api.inspect_container(f"{engine_app}.web.1")
     # The Procfile command's words, under the image's own ENTRYPOINT: no shell in between.
-    assert web["Config"]["Cmd"] == ["sleep", "3600", "--port", "5000"]
-    assert web["Config"]["Entrypoint"] == ["/usr/bin/tini-static", "--"]
+    assert web["Config"]["Cmd"] == ["sh", "-c", "exec sleep 3600", "--port", "5000"]
+    assert web["Config"]["Entrypoint"] == ["/usr/bin/tini", "--"]
     assert web["HostConfig"]["Init"] is True
     assert web["HostConfig"]["RestartPolicy"] == {"Name": "on-failure", "MaximumRetryCount": 10}
     env = dict(item.split("=", 1) for item in web["Config"]["Env"])

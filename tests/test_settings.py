@@ -75,7 +75,11 @@ def test_table() -> None:
     assert REGISTRY.property_names == ("server",)
     assert APP_JSON.property_names == ("appjson-path",)
     assert SCHEDULER.property_names == ("selected", "shell", "task-timeout")
-    assert all(p.global_allowed for ns in namespaces for p in ns.properties)
+    # Every property may be set --global but the per-app lists of checks:disable/skip.
+    per_app = [
+        (ns.name, p.name) for ns in namespaces for p in ns.properties if not p.global_allowed
+    ]
+    assert per_app == [("checks", "disabled"), ("checks", "skipped")]
     assert SCHEDULER.get_property("task-timeout").label == "task timeout"
 
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import write_app
-from tests.deploys import DEPLOY_TIMEOUT, DOCKERFILE, LiveDeploy, dokku, dokku_cmd
+from tests.deploys import DEPLOY_TIMEOUT, DOCKERFILE, LiveDeploy, dokku, dokku_cmd, retire_now
 
 pytestmark = pytest.mark.engine
 
@@ -41,16 +41,19 @@ def test_a_signal_after_application_deployed_keeps_the_deploy_a_success(
     assert second.finish() == 0, second.stderr
     assert time.monotonic() - signalled < 8
     assert "interrupted" not in second.stderr
-    [warning] = second.stderr.splitlines()
-    assert warning.startswith(" !     Clean-up: The Docker engine did not finish ")
-    assert warning.endswith("; the next deploy removes what they left")
+    # At most one warning: a clean-up step the signal cut short (the old container is not
+    # one of them: it is retired in the background, never waited for).
+    for warning in second.stderr.splitlines():
+        assert warning.startswith(" !     Clean-up: The Docker engine did not finish ")
+    assert len(second.stderr.splitlines()) <= 1
     web = docker_client.containers.get(f"{engine_app}.web.1")
     assert web.status == "running"
     assert web.image.id == docker_client.images.get(f"dokku/{engine_app}:latest").id
 
-    # The old container, left stopping, is retired by the next deploy.
+    # The old container, handed to the retirement, goes; the next deploy replaces the rest.
     third = dokku(root, "deploy", engine_app, "--source", str(changed))
     assert third.returncode == 0, third.stderr
+    retire_now(root)
     names = [
         c.name
         for c in docker_client.containers.list(

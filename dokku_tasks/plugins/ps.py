@@ -11,6 +11,8 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+import click
+
 from .. import settings
 from ..errors import PropertyError
 from ..hookspecs import hookimpl
@@ -89,3 +91,29 @@ def register_settings(register: Callable[[Namespace], None]) -> None:
 def report(app: str, properties: PropertyStore) -> ReportSection:
     """The ``ps`` section: computed, global and app rows for every ps property."""
     return settings.report_section(properties, PS, app)
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    @cli.command("ps:retire")
+    @click.pass_context
+    def ps_retire(ctx: click.Context) -> None:
+        """Retire the old process containers whose wait-to-retire has passed, now."""
+        from .. import retirement
+        from ..cli import state_root
+        from ..engine import Engine
+        from ..output import Output
+
+        root = state_root(ctx)
+        output = Output()
+        output.step("Retiring old containers")
+        if not retirement.pending(root):
+            output.info("No old containers to retire")
+            return
+        engine = Engine.connect()
+        try:
+            retired = retirement.retire_due(root, engine)
+        finally:
+            engine.close()
+        left = len(retirement.pending(root))
+        output.info(f"Retired {retired} container(s); {left} not yet due")
