@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .cli import cli
+from .console import main
 
 if __name__ == "__main__":
-    cli.main(prog_name="dokku-tasks")
+    main()

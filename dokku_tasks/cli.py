@@ -116,6 +116,15 @@ class _Group(click.Group):
             names.update(self._plugin_commands(ctx))
         return sorted(names)
 
+    def get_help(self, ctx: click.Context) -> str:
+        text = super().get_help(ctx)
+        if ctx.parent is None:
+            from . import command_index
+
+            # For the next `dokku-tasks --help`, which the console script answers from it.
+            command_index.store_help(text)
+        return text
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         """The help's command list: the core's, then the plugins' from the command index."""
         commands = dict(self._listed_plugin_commands(ctx))

@@ -18,8 +18,10 @@ difference, an unreadable or malformed file, or a file of another format means t
 loaded as before and the file is rewritten.  A cache that cannot be written is not an error:
 ``--help`` is then as slow as it was, never wrong.
 
-Only the help listing uses the index.  Running a plugin's command, or ``NS:set --help``, always
-loads the plugins themselves.
+Only the help uses the index: the listing of commands, and the whole text of
+``dokku-tasks --help`` (per terminal width), which :mod:`dokku_tasks.console` prints without
+importing click.  Running a plugin's command, or ``NS:set --help``, always loads the plugins
+themselves.
 """
 
 from __future__ import annotations
@@ -91,6 +93,12 @@ def loaded_module_files() -> set[str]:
 
 def read(path: Path, key: list[str]) -> list[dict[str, Any]] | None:
     """The cached commands, or None when the file is missing, malformed or out of date."""
+    data = _current(path, key)
+    return None if data is None else data["commands"]
+
+
+def _current(path: Path, key: list[str]) -> dict[str, Any] | None:
+    """The whole index when it is well formed and current, else None."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
@@ -107,12 +115,50 @@ def read(path: Path, key: list[str]) -> list[dict[str, Any]] | None:
         isinstance(entry, dict) and isinstance(entry.get("name"), str) for entry in commands
     ):
         return None
-    return commands
+    return data
+
+
+def terminal_columns() -> int:
+    """The terminal's width, which click lays the help out for (it reads the same)."""
+    import shutil
+
+    return shutil.get_terminal_size().columns
+
+
+def cached_help(path: Path | None = None, key: list[str] | None = None) -> str | None:
+    """The text of ``dokku-tasks --help`` for this terminal's width, while the index is
+    current; None otherwise."""
+    data = _current(path or cache_file(), context_key() if key is None else key)
+    if data is None:
+        return None
+    texts = data.get("help")
+    text = texts.get(str(terminal_columns())) if isinstance(texts, dict) else None
+    return text if isinstance(text, str) else None
+
+
+def store_help(text: str, path: Path | None = None, key: list[str] | None = None) -> None:
+    """Keep the top-level help ``text`` for this terminal's width in the current index.
+
+    Only in an index that is current: the same ``--help`` just read or wrote it, so the text
+    was made from what its stamps describe.  Anything else leaves the file alone.
+    """
+    path = path or cache_file()
+    key = context_key() if key is None else key
+    data = _current(path, key)
+    if data is None:
+        return
+    texts = data.get("help")
+    texts = dict(texts) if isinstance(texts, dict) else {}
+    texts[str(terminal_columns())] = text
+    _store({**data, "help": texts}, path)
 
 
 def write(path: Path, key: list[str], paths: Iterable[str], commands: list[dict[str, Any]]) -> None:
     """Store the index atomically; a failure to write leaves things as they were."""
-    data = {"format": FORMAT, "key": key, "stamps": stamps(paths), "commands": commands}
+    _store({"format": FORMAT, "key": key, "stamps": stamps(paths), "commands": commands}, path)
+
+
+def _store(data: dict[str, Any], path: Path) -> None:
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     try:
         path.parent.mkdir(parents=True, exist_ok=True)

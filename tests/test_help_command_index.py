@@ -243,3 +243,104 @@ def test_stamps_skip_missing_paths(tmp_path: Path, watched: Path) -> None:
 
 def test_loaded_module_files_include_this_test() -> None:
     assert __file__ in command_index.loaded_module_files()
+
+
+# -- the whole help text, answered before click is imported -----------------------------------
+
+
+def _console_help(site: Path, cache: Path, columns: str = "80") -> tuple[str, list[str]]:
+    """What the console script prints for ``--help``, and whether it imported click."""
+    probe = (
+        "import sys\n"
+        "sys.argv = ['dokku-tasks', '--help']\n"
+        "from dokku_tasks.console import main\n"
+        "try:\n"
+        "    main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('IMPORTED', sorted(m for m in sys.modules if m in ('click', 'dokku_tasks.cli')))\n"
+    )
+    env = {
+        **os.environ,
+        "XDG_CACHE_HOME": str(cache),
+        "COLUMNS": columns,
+        "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+    }
+    env.pop("DOKKU_TASKS_DISABLE_PLUGINS", None)
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    text, _, imported = done.stdout.rpartition("IMPORTED ")
+    return text, json.loads(imported.replace("'", '"'))
+
+
+def test_the_second_help_is_printed_without_importing_click(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _write_plugin(site, "probe:hello")
+    first, imported = _console_help(site, cache)
+    assert imported == ["click", "dokku_tasks.cli"]
+    assert first.startswith("Usage: dokku-tasks [OPTIONS] COMMAND [ARGS]...")
+    assert "probe:hello" in first
+    second, imported_again = _console_help(site, cache)
+    assert (second, imported_again) == (first, [])
+
+
+def test_the_help_text_is_kept_per_terminal_width(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    _write_plugin(site, "probe:hello")
+    narrow, _ = _console_help(site, cache, columns="60")
+    wide, imported = _console_help(site, cache, columns="120")
+    # Another width is laid out by click (and kept); the first one is still answered.
+    assert imported == ["click", "dokku_tasks.cli"]
+    assert narrow != wide
+    assert _console_help(site, cache, columns="60") == (narrow, [])
+    assert _console_help(site, cache, columns="120") == (wide, [])
+
+
+def test_an_edited_plugin_is_not_answered_from_the_old_help_text(tmp_path: Path) -> None:
+    site, cache = tmp_path / "site", tmp_path / "cache"
+    module = _write_plugin(site, "probe:hello")
+    _console_help(site, cache)
+    _console_help(site, cache)
+    _write_plugin(site, "probe:goodbye")
+    stat = module.stat()
+    os.utime(module, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
+    text, imported = _console_help(site, cache)
+    assert "probe:goodbye" in text and "probe:hello" not in text
+    assert imported == ["click", "dokku_tasks.cli"]
+
+
+def test_help_text_is_stored_only_in_a_current_index(tmp_path: Path, watched: Path) -> None:
+    index = tmp_path / "index.json"
+    command_index.store_help("text", index, ["k"])
+    assert not index.exists()
+    command_index.write(index, ["k"], [str(watched)], [ENTRY])
+    command_index.store_help("text", index, ["k"])
+    assert command_index.cached_help(index, ["k"]) == "text"
+    assert command_index.cached_help(index, ["other"]) is None
+    assert command_index.read(index, ["k"]) == [ENTRY]
+    stat = watched.stat()
+    os.utime(watched, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1))
+    assert command_index.cached_help(index, ["k"]) is None
+    command_index.store_help("newer", index, ["k"])
+    assert command_index.cached_help(index, ["k"]) is None
+
+
+@pytest.mark.parametrize("texts", ['"x"', "[]", '{"80": 5}', "{}"])
+def test_a_malformed_help_entry_is_a_miss(
+    tmp_path: Path, watched: Path, texts: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(command_index, "terminal_columns", lambda: 80)
+    index = tmp_path / "index.json"
+    command_index.write(index, ["k"], [str(watched)], [ENTRY])
+    data = json.loads(index.read_text())
+    data["help"] = json.loads(texts)
+    index.write_text(json.dumps(data))
+    assert command_index.cached_help(index, ["k"]) is None
+    command_index.store_help("text", index, ["k"])
+    assert command_index.cached_help(index, ["k"]) == "text"
