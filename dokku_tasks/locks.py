@@ -23,15 +23,24 @@ def lock_is_held(root: Path, app: str) -> bool:
     must not hold the lock itself: ``flock`` locks belong to an open file, so a second open
     by the holder would see it as held.
     """
+    return file_lock_is_held(lock_path(root, app))
+
+
+def file_lock_is_held(path: Path) -> bool:
+    """Whether some process holds an ``flock`` on ``path`` right now.
+
+    A missing file is held by nobody; a file that cannot be opened counts as held (nothing
+    that may belong to a live holder is touched on a guess).  Never raises.
+    """
     try:
-        fd = os.open(lock_path(root, app), os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return False
     except OSError:
-        return True  # cannot tell: treat it as held, so nothing of a live deploy is reaped
+        return True
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
+    except OSError:  # BlockingIOError: another holder; anything else: cannot tell
         return True
     else:
         fcntl.flock(fd, fcntl.LOCK_UN)

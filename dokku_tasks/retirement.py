@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import contextlib
-import dataclasses
 import fcntl
 import json
 import math
@@ -38,6 +37,8 @@ import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeGuard
+
+import attrs
 
 from .errors import EngineError, StateError
 
@@ -82,7 +83,7 @@ _DEFAULT_HOST = "unix:///var/run/docker.sock"
 ConnectFn = Callable[[str | None], "Engine"]
 
 
-@dataclasses.dataclass(frozen=True)
+@attrs.frozen
 class Record:
     """One old container waiting to be retired.
 
@@ -297,7 +298,7 @@ def register(
         )
         existing = _read(record_path(root, app, container_id))
         if existing is not None and existing.deadline < deadline:
-            record = dataclasses.replace(record, deadline=existing.deadline)
+            record = attrs.evolve(record, deadline=existing.deadline)
         try:
             _write(root, record)
         except OSError as exc:
@@ -367,7 +368,7 @@ def _note_failure(root: Path, record: Record, error: str) -> None:
     current = _read(path)
     if current is None:  # retired meanwhile (ps:retire), or unreadable: leave it be
         return
-    updated = dataclasses.replace(current, attempts=current.attempts + 1, last_error=error)
+    updated = attrs.evolve(current, attempts=current.attempts + 1, last_error=error)
     with contextlib.suppress(OSError):
         _write(root, updated)
 
@@ -541,23 +542,9 @@ def release_retirer_lock(fd: int) -> None:
 
 def retirer_running(root: Path) -> bool:
     """Whether a retirer holds the lock of ``root`` right now.  Never raises."""
-    try:
-        fd = os.open(lock_path(root), os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
-        return False
-    except OSError:
-        return True  # cannot tell: do not start another one
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    except OSError:
-        return True
-    else:
-        fcntl.flock(fd, fcntl.LOCK_UN)
-        return False
-    finally:
-        os.close(fd)
+    from .locks import file_lock_is_held
+
+    return file_lock_is_held(lock_path(root))
 
 
 def retirer_pid(root: Path) -> int | None:
