@@ -593,6 +593,13 @@ def _deploy_request(
     metavar="NAME",
     help="docker-local or swarm (default: the scheduler selected property).",
 )
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "jsonl"]),
+    default="text",
+    help="text: Dokku's framed lines; jsonl: one JSON event per line on stdout.",
+)
 @click.pass_context
 def deploy(
     ctx: click.Context,
@@ -605,6 +612,7 @@ def deploy(
     network: str | None,
     task_timeout: str | None,
     scheduler: str | None,
+    fmt: str,
 ) -> None:
     """Deploy APP: build or take the image, run its tasks, schedule its processes."""
     request = _deploy_request(
@@ -626,9 +634,17 @@ def deploy(
     if scheduler is not None and scheduler not in plugins.schedulers:
         valid = ", ".join(sorted(plugins.schedulers))
         raise PropertyError(f"Invalid scheduler {scheduler!r}, valid schedulers: {valid}")
+    import attrs
+
     from . import pipeline
 
-    result = pipeline.deploy(request, root=_root(ctx), output=_output(), pm=plugins.pm)
+    output = _output()
+    if fmt == "jsonl":
+        from . import __version__
+        from .events import JsonLines
+
+        output = attrs.evolve(output, text=False, sinks=[JsonLines(sys.stdout, __version__)])
+    result = pipeline.deploy(request, root=_root(ctx), output=output, pm=plugins.pm)
     if not result.ok:
         # The pipeline raises on failure; a record with an error is still a failed deploy.
         _fail(result.error or "Deploy failed", 1)

@@ -10,7 +10,7 @@ at a time, which is how each task they return is stamped with its plugin.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
@@ -41,6 +41,8 @@ class Hooks:
         self.pm = pm
         #: The host-side steps run so far (phase hooks and ``deploy_started``), in order.
         self.steps: list[HostStep] = []
+        #: Called with each host-side step as it is recorded (the deploy turns it into an event).
+        self.on_step: Callable[[HostStep], None] | None = None
         self._settings: SettingsRegistry | None = None
         self._schedulers: dict[str, SchedulerFactory] | None = None
 
@@ -190,16 +192,21 @@ class Hooks:
             except BaseException as exc:
                 error = _step_error(impl.plugin_name, hook, exc)
                 if record:
-                    self.steps.append(
+                    self._step(
                         HostStep(impl.plugin_name, hook, time.monotonic() - began, error.message)
                     )
                 if error is exc or not isinstance(exc, Exception):
                     raise
                 raise error from exc
             if record:
-                self.steps.append(HostStep(impl.plugin_name, hook, time.monotonic() - began))
+                self._step(HostStep(impl.plugin_name, hook, time.monotonic() - began))
             results.append((impl.plugin_name, result))
         return results
+
+    def _step(self, step: HostStep) -> None:
+        self.steps.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
 
     def _culprit(self, hook: str, exc: Exception) -> str:
         """The plugin whose implementation of ``hook`` ``exc`` came out of."""

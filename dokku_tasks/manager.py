@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("swarm", "dokku_tasks.plugins.swarm"),
     ("checks", "dokku_tasks.plugins.checks"),
     ("ps", "dokku_tasks.plugins.ps"),
+    ("deploys", "dokku_tasks.plugins.deploys"),
 )
 
 #: The hooks called one implementation at a time (see hooks.Hooks), so that each task, each

@@ -5,11 +5,14 @@ from __future__ import annotations
 import os
 import re
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 import attrs
 
 from .text import printable
+
+if TYPE_CHECKING:
+    from .events import Event, Sink
 
 INDENT = "       "
 ERROR_PREFIX = " !     "
@@ -17,13 +20,42 @@ ERROR_PREFIX = " !     "
 
 @attrs.define
 class Output:
-    """Where a command's progress goes.  ``quiet`` drops everything but errors."""
+    """Where a command's progress goes: Dokku-framed text, and events for every sink.
+
+    ``quiet`` drops every text line but errors; ``text=False`` prints nothing (the events
+    still go to the sinks: ``deploy --format jsonl``).  Each line printed is also a
+    :class:`~dokku_tasks.events.Line` or :class:`~dokku_tasks.events.TaskOutput` event; the
+    pipeline adds structured events with :meth:`emit`.  A sink that raises is dropped, so a
+    broken sink never stops a deploy.
+    """
 
     out: TextIO = attrs.field(factory=lambda: sys.stdout)
     err: TextIO = attrs.field(factory=lambda: sys.stderr)
     quiet: bool = False
+    text: bool = True
+    sinks: list[Sink] = attrs.field(factory=list)
+
+    def emit(self, event: Event) -> None:
+        """Hand ``event`` to every sink, in order."""
+        for sink in list(self.sinks):
+            try:
+                sink(event)
+            except Exception:
+                self.sinks.remove(sink)
+
+    def with_sink(self, sink: Sink) -> Output:
+        """This output with one more sink (the same streams; ``self`` is left as it is)."""
+        return attrs.evolve(self, sinks=[*self.sinks, sink])
+
+    def _line(self, style: str, text: str) -> None:
+        if self.sinks:
+            from .events import Line
+
+            self.emit(Line(style, text))
 
     def _write(self, stream: TextIO, line: str) -> None:
+        if not self.text:
+            return
         if self.quiet and stream is self.out:
             return
         try:
@@ -47,37 +79,61 @@ class Output:
 
     def step(self, message: str) -> None:
         """``-----> message``: a step of the deploy."""
+        self._line("step", message)
         self._write(self.out, f"-----> {printable(message)}")
 
     def section(self, message: str) -> None:
         """``=====> message``: a section header."""
+        self._line("section", message)
         self._write(self.out, f"=====> {printable(message)}")
 
     def info(self, message: str) -> None:
         """A detail line, indented 7 spaces."""
+        self._line("info", message)
         self._write(self.out, f"{INDENT}{printable(message)}")
 
     def error(self, message: str) -> None:
         """`` !     message`` on stderr."""
+        self._line("error", message)
         self._write(self.err, f"{ERROR_PREFIX}{printable(message)}")
 
     def task_stdout(self, line: str) -> None:
-        """A line a task (or the build) printed on stdout (blank lines dropped, as Dokku).
+        """A line the build (or a task outside a phase) printed on stdout (blank lines
+        dropped, as Dokku).
 
         Shown as :func:`task_line` makes it safe: colours stay, nothing else moves the cursor.
         """
         line = task_line(line)
         if line.strip():
+            self._line("build", line)
             self._write(self.out, f"{INDENT}{line}")
 
     def task_stderr(self, line: str) -> None:
-        """A line a task printed on stderr, as `` !     line`` on stderr (as task_stdout)."""
+        """A line printed on stderr, as `` !     line`` on stderr (as task_stdout)."""
         line = task_line(line)
         if line.strip():
+            self._line("error", line)
             self._write(self.err, f"{ERROR_PREFIX}{line}")
+
+    def task_output(self, phase: str, stream: str, line: str) -> None:
+        """A line the task of ``phase`` wrote on ``stream`` (``stdout`` or ``stderr``): shown
+        as :meth:`task_stdout` / :meth:`task_stderr` show it, one
+        :class:`~dokku_tasks.events.TaskOutput` event."""
+        shown = task_line(line)
+        if not shown.strip():
+            return
+        if self.sinks:
+            from .events import TaskOutput
+
+            self.emit(TaskOutput(phase, stream, shown))
+        if stream == "stderr":
+            self._write(self.err, f"{ERROR_PREFIX}{shown}")
+        else:
+            self._write(self.out, f"{INDENT}{shown}")
 
     def raw(self, line: str) -> None:
         """A line as it is (report values, JSON)."""
+        self._line("raw", line)
         self._write(self.out, line)
 
 

@@ -7,17 +7,18 @@ from __future__ import annotations
 
 import fcntl
 import os
+import posixpath
 import signal
 import time
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import TYPE_CHECKING, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import attrs
 
-from . import locate
+from . import history, locate
 from .apps import AppRegistry, validate_app_name
 from .converters import mount_tuple, string_map
 from .errors import (
@@ -61,7 +62,7 @@ if TYPE_CHECKING:
 
     from .engine import Engine
     from .hooks import Hooks
-    from .scheduling import ProcessSpec, Scheduler
+    from .scheduling import ProcessSpec, Scheduler, TaskSpec
 
 _T = TypeVar("_T")
 
@@ -133,8 +134,10 @@ def deploy(
     plugins = Hooks(pm or get_plugin_manager())
     registry = AppRegistry(root)
     progress = _Progress()
+    recorder = None
     try:
         with _app_lock(root, app), _signals_raise(progress):
+            recorder, output = _start_history(root, app, request, plugins, registry, output)
             # First, before anything is built or read: a plugin may refuse the deploy.
             plugins.deploy_started(
                 app=app, request=request, properties=registry.properties, output=output
@@ -155,6 +158,7 @@ def deploy(
                 connected.close()
             except DokkuTasksError as cleanup:
                 output.error(f"Clean-up: {cleanup.message}")
+            _finish_history(output, recorder, "succeeded", result, None)
             return result
     except _Stopped as stop:
         name = signal.Signals(stop.signum).name
@@ -162,7 +166,88 @@ def deploy(
         for note in getattr(stop, "__notes__", ()):
             add_cleanup_note(error, note)
         error.result = stop.result
+        _finish_history(output, recorder, "interrupted", stop.result, error)
         raise error from None
+    except DokkuTasksError as failure:
+        _finish_history(output, recorder, "failed", failure.result, failure)
+        raise
+    except BaseException as failure:
+        # A bug: the record must still say the deploy failed.
+        _finish_history(output, recorder, "failed", None, failure)
+        raise
+
+
+def _start_history(
+    root: Path,
+    app: str,
+    request: DeployRequest,
+    plugins: Hooks,
+    registry: AppRegistry,
+    output: Output,
+) -> tuple[history.Recorder | None, Output]:
+    """Start the deploy's record (the app's lock is held); return it and the output that
+    also feeds it.  Host-side steps become events as they run."""
+    from .events import HostStepRun
+
+    info = history_request(request)
+    keep = history.DEFAULT_KEEP
+    ns = plugins.settings.get("deploys")
+    if ns is not None and "keep" in ns.property_names:
+        from .settings import computed
+
+        value = computed(registry.properties, ns, app, "keep")
+        keep = int(value) if value.isdigit() and int(value) > 0 else history.DEFAULT_KEEP
+    recorder = history.start(root, app, info, keep=keep, warn=output.error)
+    if recorder is not None:
+        output = output.with_sink(recorder)
+    output.emit(history.started_event(recorder, app, info))
+    plugins.on_step = lambda step: output.emit(
+        HostStepRun(step.plugin, step.hook, step.duration, step.error)
+    )
+    return recorder, output
+
+
+def history_request(request: DeployRequest) -> dict[str, Any]:
+    """What the history keeps of a request: enough for a retry, never a config value."""
+    return {
+        "source": str(request.source) if request.source is not None else None,
+        "image": request.image,
+        "mounts": [[m.source, m.target, m.read_only] for m in request.mounts],
+        "network": request.network,
+        "task_timeout": request.task_timeout,
+        "scheduler": request.scheduler,
+        "env_keys": sorted(request.env),
+    }
+
+
+def _finish_history(
+    output: Output,
+    recorder: history.Recorder | None,
+    outcome: str,
+    result: DeployResult | None,
+    error: BaseException | None,
+) -> None:
+    """The deploy's last event: how it ended (also when it was never recorded)."""
+    from .events import DeployFinished
+
+    if error is not None and recorder is not None:
+        phase = getattr(error, "phase", None)
+        if isinstance(phase, str):
+            recorder.failed_phase(phase)
+    if isinstance(error, DokkuTasksError):
+        message: str | None = error.message
+    elif error is not None:
+        message = f"internal error: {type(error).__name__}: {error}"
+    else:
+        message = None
+    output.emit(
+        DeployFinished(
+            outcome=outcome,
+            duration=result.duration if result is not None else 0.0,
+            image=result.image if result is not None else None,
+            error=message,
+        )
+    )
 
 
 def _connect(interruption: Interruption) -> Engine:
@@ -344,12 +429,13 @@ def _signals_raise(progress: _Progress) -> Iterator[None]:
 
 @attrs.define
 class _TaskPrinter:
-    """Frames a task's live output the way Dokku does."""
+    """Frames a task's live output the way Dokku does, and reports the task's start."""
 
     output: Output
     app: str
     phase: str
     container_id: str = ""
+    spec: TaskSpec | None = None
 
     @property
     def short_id(self) -> str:
@@ -357,17 +443,46 @@ class _TaskPrinter:
 
     def started(self, container_id: str) -> None:
         self.container_id = container_id
+        if self.spec is not None:
+            from .events import TaskStarted
+
+            task = self.spec.task
+            self.output.emit(
+                TaskStarted(
+                    phase=task.phase,
+                    plugin=task.plugin,
+                    source=task.source,
+                    command=task.shown,
+                    image=self.spec.image.id,
+                    argv=self.spec.argv,
+                    rule=argv_rule(self.spec.image, self.spec.argv),
+                    container_id=container_id,
+                    commit=task.commit,
+                )
+            )
         self.output.section(f"Start of {self.app} {self.phase} task ({self.short_id}) output")
 
     def stdout(self, line: str) -> None:
-        self.output.task_stdout(line)
+        self.output.task_output(self.phase, "stdout", line)
 
     def stderr(self, line: str) -> None:
-        self.output.task_stderr(line)
+        self.output.task_output(self.phase, "stderr", line)
 
     def ended(self) -> None:
         if self.short_id:
             self.output.section(f"End of {self.app} {self.phase} task ({self.short_id}) output")
+
+
+def argv_rule(image: ImageInfo, argv: tuple[str, ...]) -> str:
+    """Which ENTRYPOINT/tini rule shaped ``argv`` for ``image``, in words."""
+    shell = len(argv) >= 2 and argv[1] == "-c"
+    entrypoint = tuple(image.entrypoint or ())
+    if not entrypoint:
+        return "shell: no ENTRYPOINT" if shell else "as given: no ENTRYPOINT"
+    shown = " ".join(entrypoint)
+    if shell and "tini" in posixpath.basename(entrypoint[0]):
+        return f"shell: tini ENTRYPOINT ({shown})"
+    return f"{'shell' if shell else 'words'}: ENTRYPOINT ({shown})"
 
 
 class _Deploy:
@@ -521,6 +636,9 @@ class _Deploy:
         self.store.set(
             "common", self.app, PROCESS_TYPES, ",".join(p.process_type for p in processes)
         )
+        from .events import ProcessesScheduled
+
+        self.output.emit(ProcessesScheduled(scheduler.name, image.id, self.containers))
         repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
         if self.deployed_image is not None and self.deployed_image != image.id:
             self.engine.tag(self.deployed_image, repository, PREVIOUS_TAG)
@@ -683,12 +801,17 @@ class _PhaseRunner:
 
     def phase(self, hook_name: str, main_phase: str, image: ImageInfo) -> ImageInfo:
         """Run one phase; return the image later phases use (changed by a committing task)."""
+        from .events import PhaseStarted
+
         deploy = self.deploy
         context = attrs.evolve(self.base, image=image.id)
+        deploy.output.emit(PhaseStarted(main_phase))
         tasks = deploy.plugins.phase(hook_name, app=deploy.app, context=context)
         phases = [main_phase, *sorted({t.phase for t in tasks} - {main_phase}, key=_phase_order)]
         for phase in phases:
             phase_tasks = [t for t in tasks if t.phase == phase]
+            if phase != main_phase and phase_tasks:
+                deploy.output.emit(PhaseStarted(phase))
             if phase == main_phase or phase_tasks:
                 deploy.output.step(f"Checking for {phase} task")
             if not phase_tasks:
@@ -724,12 +847,23 @@ class _PhaseRunner:
             owner=deploy.owner,
         )
         runner = self.local if task.commit else self.scheduler
-        printer = _TaskPrinter(deploy.output, deploy.app, task.phase)
+        printer = _TaskPrinter(deploy.output, deploy.app, task.phase, spec=spec)
         if task.before_run is not None:
             task.before_run()
         began = time.monotonic()
 
         def record(container_id: str, exit_code: int, committed: str | None = None) -> None:
+            from .events import TaskFinished
+
+            deploy.output.emit(
+                TaskFinished(
+                    phase=task.phase,
+                    exit_status=exit_code,
+                    duration=time.monotonic() - began,
+                    container_id=container_id,
+                    committed_image=committed,
+                )
+            )
             deploy.results.append(
                 TaskResult(
                     phase=task.phase,

@@ -65,6 +65,7 @@ def test_table() -> None:
     # Registered by the built-in plugins, in their registration order.
     namespaces = _builtin_settings()
     assert [ns.name for ns in namespaces] == [
+        "deploys",
         "ps",
         "checks",
         "registry",
@@ -323,7 +324,7 @@ def test_unknown_namespace_lists_the_valid_ones() -> None:
     with pytest.raises(UsageError) as info:
         _builtin_settings().namespace("nope")
     assert info.value.message == (
-        "Unknown settings namespace 'nope', valid: ps, checks, registry, "
+        "Unknown settings namespace 'nope', valid: deploys, ps, checks, registry, "
         "scheduler-docker-local, scheduler, app-json"
     )
 

@@ -65,13 +65,21 @@ def job_services(client: Any, app: str) -> list[Any]:
     return [s for s in services(client, app) if s.attrs["Spec"]["Labels"].get("dokku_phase_script")]
 
 
+#: The lines of docker-local's checks before the switch: on swarm the swarm runs them, silently.
+CHECK_LINES = (
+    "       Attempting pre-flight checks",
+    "       Waiting for ",
+    "       All checks successful",
+)
+
+
 def task_lines(text: str, app: str) -> list[str]:
-    """What a deploy printed, without ids and the names of what runs."""
+    """What a deploy printed, without ids, the names of what runs, and check lines."""
     lines = []
     for line in text.splitlines():
         if line.startswith("=====> Start of") or line.startswith("=====> End of"):
             line = line.rsplit("(", 1)[0]
-        if line.startswith("       Running ") or line.startswith("-----> Deploying "):
+        if line.startswith(("       Running ", "-----> Deploying ", *CHECK_LINES)):
             continue
         lines.append(line.replace(app, "APP"))
     return lines

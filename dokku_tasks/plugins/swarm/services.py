@@ -23,7 +23,10 @@ import urllib3.exceptions
 
 from ...engine import LineSink, LineSplitter, engine_errors
 from ...errors import EngineError
-from .specs import ServiceInfo, ServiceSpec
+from .specs import ServiceHealthcheck, ServiceInfo, ServiceSpec
+
+#: Nanoseconds in a second: the engine's unit for every duration of a service spec.
+_NS = 1_000_000_000
 
 
 class SwarmEngine:
@@ -65,9 +68,38 @@ class SwarmEngine:
                 labels=s["Spec"].get("Labels") or {},
                 version=int(s["Version"]["Index"]),
                 image=s["Spec"]["TaskTemplate"]["ContainerSpec"]["Image"],
+                force_update=int(s["Spec"]["TaskTemplate"].get("ForceUpdate") or 0),
+                update_started=str((s.get("UpdateStatus") or {}).get("StartedAt") or ""),
             )
             for s in found
         ]
+
+    def inspect_service(self, service_id: str) -> Mapping[str, Any]:
+        """The service as the engine reports it (``Spec``, ``Version``, ``UpdateStatus`` ...)."""
+        with engine_errors(f"Cannot inspect service {service_id[:12]}"):
+            return dict(self._api.inspect_service(service_id))  # type: ignore[no-untyped-call]
+
+    def roll_back_service(self, service_id: str) -> None:
+        """Ask the swarm to put the service back to its previous spec (``docker service
+        rollback``); a service that is gone is fine."""
+        with (
+            engine_errors(f"Cannot roll back service {service_id[:12]}"),
+            contextlib.suppress(docker.errors.NotFound),
+        ):
+            current = self._api.inspect_service(service_id)  # type: ignore[no-untyped-call]
+            url = self._api._url("/services/{0}/update", service_id)  # type: ignore[attr-defined]
+            params = {"version": current["Version"]["Index"], "rollback": "previous"}
+            response = self._api._post_json(url, data=current["Spec"], params=params)  # type: ignore[attr-defined]
+            self._api._raise_for_status(response)  # type: ignore[attr-defined]
+
+    def container_state(self, container_id: str) -> Mapping[str, Any] | None:
+        """The ``State`` block (with ``Health``) of a task's container, when this engine
+        has it: ``None`` for a container on another node, or one already removed."""
+        try:
+            data = self._api.inspect_container(container_id)
+        except (docker.errors.DockerException, requests.exceptions.RequestException):
+            return None
+        return dict(data.get("State") or {})
 
     def remove_service(self, service_id: str) -> None:
         """Remove a service; one that is already gone is fine."""
@@ -99,6 +131,25 @@ class SwarmEngine:
                     raise EngineError(f"Push of {repository}:{tag} failed: {chunk['error']}")
 
 
+def _nanoseconds(seconds: float) -> int:
+    return round(seconds * _NS)
+
+
+def _monitor(seconds: float) -> int:
+    # The engine reads a monitor of 0 as "the default" (5 s): no monitor is 1 ns.
+    return max(_nanoseconds(seconds), 1)
+
+
+def _healthcheck(check: ServiceHealthcheck) -> docker.types.Healthcheck:
+    return docker.types.Healthcheck(
+        test=list(check.test),
+        interval=_nanoseconds(check.interval),
+        timeout=_nanoseconds(check.timeout),
+        retries=check.retries,
+        start_period=_nanoseconds(check.start_period),
+    )
+
+
 def _service_args(spec: ServiceSpec) -> dict[str, Any]:
     container = docker.types.ContainerSpec(
         spec.image,
@@ -109,20 +160,33 @@ def _service_args(spec: ServiceSpec) -> dict[str, Any]:
             docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
             for m in spec.mounts
         ],
+        healthcheck=_healthcheck(spec.healthcheck) if spec.healthcheck is not None else None,
     )
     restart = docker.types.RestartPolicy(condition="none" if spec.job else "any")
-    template = docker.types.TaskTemplate(container, restart_policy=restart)
+    template = docker.types.TaskTemplate(
+        container, restart_policy=restart, force_update=spec.force_update or None
+    )
+    rollback = None
     if spec.job:
         mode = docker.types.ServiceMode("replicated-job", replicas=1, concurrency=1)
         update = None
     else:
         mode = docker.types.ServiceMode("replicated", replicas=spec.replicas)
-        update = docker.types.UpdateConfig(order="start-first", failure_action="rollback")
+        # Every task at once, each new one running (healthy, with a health check) before
+        # the old one of its slot stops; a new task that fails before it runs, or within
+        # ``monitor`` seconds after, rolls the whole service back, start-first as well.
+        update = docker.types.UpdateConfig(
+            order="start-first",
+            failure_action="rollback",
+            monitor=None if spec.monitor is None else _monitor(spec.monitor),
+        )
+        rollback = docker.types.RollbackConfig(order="start-first", monitor=_monitor(0))
     return {
         "task_template": template,
         "labels": dict(spec.labels),
         "mode": mode,
         "update_config": update,
+        "rollback_config": rollback,
         "networks": [spec.network] if spec.network else None,
     }
 

@@ -11,8 +11,24 @@ from collections.abc import Mapping
 
 import attrs
 
-from ...converters import mount_tuple, optional_string_tuple, string_map
+from ...converters import mount_tuple, optional_string_tuple, string_map, string_tuple
 from ...models import Mount
+
+
+@attrs.frozen
+class ServiceHealthcheck:
+    """A Docker health check of a service's tasks (``HEALTHCHECK`` of the container).
+
+    ``test`` is Docker's form: ``("CMD", argv...)`` or ``("CMD-SHELL", script)``.  Times are
+    in seconds.  Swarm counts a task as running only once it is healthy, and fails it when it
+    turns unhealthy (``retries`` failed probes in a row after ``start_period``).
+    """
+
+    test: tuple[str, ...] = attrs.field(converter=string_tuple)
+    interval: float = 5.0
+    timeout: float = 30.0
+    retries: int = 5
+    start_period: float = 0.0
 
 
 @attrs.frozen
@@ -20,6 +36,11 @@ class ServiceSpec:
     """A swarm service: a one-shot job (``job=True``) or ``replicas`` long-running tasks.
 
     ``args`` replaces the image's CMD (``None`` keeps it); the ENTRYPOINT always stays.
+    ``healthcheck`` replaces the image's own ``HEALTHCHECK`` (``None`` keeps it).
+    ``monitor`` is how many seconds after a task runs its failure still fails (and rolls
+    back) an update (``None``: the engine's default, 5 s).  ``force_update`` is the task
+    template's counter: a new value makes the swarm replace every task, even when nothing
+    else changed.
     """
 
     name: str
@@ -31,14 +52,24 @@ class ServiceSpec:
     labels: Mapping[str, str] = attrs.field(factory=dict, converter=string_map)
     job: bool = False
     replicas: int = 1
+    healthcheck: ServiceHealthcheck | None = None
+    monitor: float | None = None
+    force_update: int = 0
 
 
 @attrs.frozen
 class ServiceInfo:
-    """A service as a listing shows it; ``version`` is needed to update it."""
+    """A service as a listing shows it; ``version`` is needed to update it.
+
+    ``force_update`` is its task template's counter, and ``update_started`` when its last
+    update began (``UpdateStatus.StartedAt``, ``""`` for a service never updated): a later
+    value means a new update.
+    """
 
     id: str
     name: str
     labels: Mapping[str, str]
     version: int
     image: str
+    force_update: int = 0
+    update_started: str = ""
