@@ -518,6 +518,7 @@ def _deploy_request(
     network: str | None,
     task_timeout: str | None,
     scheduler: str | None,
+    skip: Sequence[str] = (),
 ) -> DeployRequest:
     """The :class:`~dokku_tasks.pipeline.DeployRequest` that ``deploy``'s arguments describe.
 
@@ -557,7 +558,19 @@ def _deploy_request(
         network=network,
         task_timeout=timeout,
         scheduler=scheduler,
+        skip=_skipped_phases(skip),
     )
+
+
+def _skipped_phases(skip: Sequence[str]) -> tuple[str, ...]:
+    from .models import PHASES
+
+    for phase in skip:
+        if phase not in PHASES:
+            raise UsageError(
+                f"Unknown phase {phase!r} to skip: expected one of {', '.join(PHASES)}"
+            )
+    return tuple(dict.fromkeys(skip))
 
 
 @cli.command("deploy")
@@ -594,6 +607,13 @@ def _deploy_request(
     help="docker-local or swarm (default: the scheduler selected property).",
 )
 @click.option(
+    "--skip",
+    "skip",
+    multiple=True,
+    metavar="PHASE",
+    help="Do not run this phase (predeploy, release, postdeploy, heroku.postdeploy); repeatable.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "jsonl"]),
@@ -612,6 +632,7 @@ def deploy(
     network: str | None,
     task_timeout: str | None,
     scheduler: str | None,
+    skip: tuple[str, ...],
     fmt: str,
 ) -> None:
     """Deploy APP: build or take the image, run its tasks, schedule its processes."""
@@ -625,6 +646,7 @@ def deploy(
         network=network,
         task_timeout=task_timeout,
         scheduler=scheduler,
+        skip=skip,
     )
     # Plugins are loaded once every value has parsed, so a typo is reported even when a
     # plugin is broken.

@@ -20,7 +20,7 @@ import attrs
 
 from . import history, locate
 from .apps import AppRegistry, validate_app_name
-from .converters import mount_tuple, string_map
+from .converters import mount_tuple, string_map, string_tuple
 from .errors import (
     DeployLockedError,
     DokkuTasksError,
@@ -36,6 +36,7 @@ from .errors import (
 )
 from .models import (
     APP_JSON_FILE,
+    HEROKU_POSTDEPLOY,
     PHASES,
     POSTDEPLOY,
     PREDEPLOY,
@@ -99,6 +100,8 @@ class DeployRequest:
     network: str | None = None
     task_timeout: float | None = None
     scheduler: str | None = None
+    #: Phases not to run (``--skip``): their hook is not called and their tasks do not run.
+    skip: tuple[str, ...] = attrs.field(default=(), converter=string_tuple)
 
 
 def deploy(
@@ -217,6 +220,7 @@ def history_request(request: DeployRequest) -> dict[str, Any]:
         "task_timeout": request.task_timeout,
         "scheduler": request.scheduler,
         "env_keys": sorted(request.env),
+        "skip": list(request.skip),
     }
 
 
@@ -347,6 +351,9 @@ def _check_request(request: DeployRequest) -> None:
             raise SourceError(f"Source directory {request.source} has no Dockerfile")
     if request.task_timeout is not None and request.task_timeout <= 0:
         raise UsageError("--task-timeout must be a positive number of seconds")
+    for phase in request.skip:
+        if phase not in PHASES:
+            raise UsageError(f"Unknown phase {phase!r} to skip: expected one of {', '.join(PHASES)}")
 
 
 @contextmanager
@@ -649,8 +656,10 @@ class _Deploy:
 
         runner.phase("post_deploy", POSTDEPLOY, image)
         # Only a deploy that got through postdeploy ends the app's "first deploy": a failed
-        # scripts.dokku.postdeploy must not use up the once-only scripts.postdeploy.
-        self.store.set("common", self.app, "deployed", "true")
+        # scripts.dokku.postdeploy must not use up the once-only scripts.postdeploy, and
+        # neither must a deploy that skipped it.
+        if not {POSTDEPLOY, HEROKU_POSTDEPLOY} & set(self.request.skip):
+            self.store.set("common", self.app, "deployed", "true")
         self.progress.succeeded = True
         self.output.section(f"Application deployed: {self.app}")
 
@@ -805,11 +814,22 @@ class _PhaseRunner:
 
         deploy = self.deploy
         context = attrs.evolve(self.base, image=image.id)
+        skip = deploy.request.skip
+        if main_phase in skip:
+            # The whole phase: its hook (host-side steps too) is not called.
+            deploy.output.emit(PhaseStarted(main_phase, skipped="--skip"))
+            deploy.output.step(f"Skipping {main_phase} phase (--skip {main_phase})")
+            return image
         deploy.output.emit(PhaseStarted(main_phase))
         tasks = deploy.plugins.phase(hook_name, app=deploy.app, context=context)
         phases = [main_phase, *sorted({t.phase for t in tasks} - {main_phase}, key=_phase_order)]
         for phase in phases:
             phase_tasks = [t for t in tasks if t.phase == phase]
+            if phase in skip:
+                if phase_tasks:
+                    deploy.output.emit(PhaseStarted(phase, skipped="--skip"))
+                    deploy.output.step(f"Skipping {phase} phase (--skip {phase})")
+                continue
             if phase != main_phase and phase_tasks:
                 deploy.output.emit(PhaseStarted(phase))
             if phase == main_phase or phase_tasks:

@@ -1076,3 +1076,14 @@ def test_import_loads_no_plugins_and_help_no_docker(root: Path) -> None:
     imported = [line.split("|")[-1].strip() for line in done.stderr.splitlines() if "|" in line]
     assert "docker" not in imported
     assert "dokku_tasks.cli" in imported
+
+
+def test_deploy_refuses_an_unknown_phase_to_skip(tmp_path: Path) -> None:
+    source = tmp_path / "src"
+    source.mkdir()
+    (source / "Dockerfile").write_text("FROM scratch\n")
+    fails(
+        run("deploy", "web", "--source", str(source), "--skip", "release", "--skip", "nope"),
+        "Unknown phase 'nope' to skip: expected one of predeploy, release, postdeploy, "
+        "heroku.postdeploy",
+    )

@@ -20,7 +20,9 @@ from dokku_tasks.errors import (
     DokkuTasksError,
     PluginError,
     TaskFailedError,
+    UsageError,
 )
+from dokku_tasks.events import PhaseStarted
 from dokku_tasks.hookspecs import hookimpl
 from dokku_tasks.manager import get_plugin_manager
 from dokku_tasks.models import AppFile, DeployContext, DeployResult, ImageInfo, Task
@@ -554,3 +556,74 @@ def test_a_check_that_crashes_is_named(root: Path, source: Path, captured: Captu
         harness.deploy(source, captured)
     assert failure.value.plugin_name == "broken-checks"
     assert "boom" in failure.value.message
+
+
+# -- --skip ----------------------------------------------------------------------------------
+
+
+def skip_deploy(harness: Harness, source: Path, captured: Captured, *skip: str) -> DeployResult:
+    return deploy(
+        DeployRequest(app="web", source=source, scheduler="fake", skip=skip),
+        root=harness.root,
+        output=captured.output,
+        pm=harness.pm,
+        engine=harness.engine_factory,  # type: ignore[arg-type]
+    )
+
+
+def test_a_skipped_phase_runs_no_hook_and_no_task(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+    result = skip_deploy(harness, source, captured, "release")
+    assert harness.log == [
+        "remove stale",
+        "predeploy: ./compile",
+        "processes on sha256:committed1",
+        "postdeploy: ./warm",
+        "heroku.postdeploy: ./seed",
+    ]
+    assert "-----> Skipping release phase (--skip release)\n" in captured.stdout
+    assert "Checking for release task" not in captured.stdout
+    assert [(s.plugin, s.hook) for s in result.steps if s.hook == "release"] == []
+    from dokku_tasks import history
+
+    [record], _ = history.list_deploys(root, "web")
+    assert record.request["skip"] == ["release"]
+    assert PhaseStarted("release", skipped="--skip") in history.read_events(root, "web", 1)
+
+
+def test_skipping_the_once_only_postdeploy_keeps_it_for_later(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+    skip_deploy(harness, source, captured, "heroku.postdeploy")
+    assert "heroku.postdeploy: ./seed" not in harness.log
+    assert "postdeploy: ./warm" in harness.log
+    assert "-----> Skipping heroku.postdeploy phase (--skip heroku.postdeploy)\n" in (
+        captured.stdout
+    )
+    harness.log.clear()
+    harness.deploy(source, captured)
+    assert "heroku.postdeploy: ./seed" in harness.log
+
+
+def test_skipping_predeploy_commits_nothing(root: Path, source: Path, captured: Captured) -> None:
+    harness = Harness(root)
+    result = skip_deploy(harness, source, captured, "predeploy", "postdeploy")
+    assert harness.log == ["remove stale", "release: ./migrate", "processes on sha256:built1"]
+    assert result.image == "sha256:built1"
+    assert harness.scheduler.commits == 0
+
+
+def test_an_unknown_phase_to_skip_is_refused_before_anything(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root)
+    with pytest.raises(UsageError) as refused:
+        skip_deploy(harness, source, captured, "relase")
+    assert refused.value.message == (
+        "Unknown phase 'relase' to skip: expected one of predeploy, release, postdeploy, "
+        "heroku.postdeploy"
+    )
+    assert harness.log == [] and harness.engine.built == 0
