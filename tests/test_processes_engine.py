@@ -194,3 +194,62 @@ def test_a_crashing_process_fails_the_deploy_and_the_old_one_keeps_serving(
     assert after[f"{engine_app}.web.1"].id == before.id
     assert after[f"{engine_app}.web.1"].status == "running"
     assert docker_client.images.get(f"dokku/{engine_app}:latest").id == latest
+
+
+def healthchecked(command: str, attempts: int = 2) -> dict[str, Any]:
+    return {
+        "healthchecks": {
+            "web": [
+                {
+                    "type": "startup",
+                    "name": "ready",
+                    "command": ["sh", "-c", command],
+                    "attempts": attempts,
+                    "wait": 1,
+                    "timeout": 5,
+                }
+            ]
+        }
+    }
+
+
+def test_a_healthcheck_that_fails_once_then_passes_lets_the_deploy_through(
+    docker_client: Any, engine_app: str, root: Path, tmp_path: Path
+) -> None:
+    # The first attempt leaves a mark and fails; the second finds the mark and passes.
+    check = "test -f /tmp/ready || { touch /tmp/ready; echo not yet; exit 1; }"
+    source = write_app(
+        tmp_path / "src",
+        {"Dockerfile": DOCKERFILE, "Procfile": STUBBORN, "app.json": healthchecked(check)},
+    )
+    done = deploy_ok(root, engine_app, source)
+    lines = done.stdout.splitlines()
+    assert "       Attempt 1/2 failed name='ready': exit status 1" in lines
+    assert "       Healthcheck succeeded name='ready'" in lines
+    assert docker_client.containers.get(f"{engine_app}.web.1").status == "running"
+
+
+def test_a_failing_healthcheck_fails_the_deploy_and_the_old_one_keeps_serving(
+    docker_client: Any, engine_app: str, root: Path, tmp_path: Path
+) -> None:
+    good = write_app(tmp_path / "good", {"Dockerfile": DOCKERFILE, "Procfile": STUBBORN})
+    deploy_ok(root, engine_app, good)
+    before = docker_client.containers.get(f"{engine_app}.web.1").id
+    latest = docker_client.images.get(f"dokku/{engine_app}:latest").id
+    bad = write_app(
+        tmp_path / "bad",
+        {
+            "Dockerfile": DOCKERFILE + "ENV V=2\n",
+            "Procfile": STUBBORN,
+            "app.json": healthchecked("echo down; exit 4"),
+        },
+    )
+    done = dokku(root, "deploy", engine_app, "--source", str(bad))
+    assert done.returncode == 1
+    assert done.stderr.splitlines()[-1] == (
+        " !     Pre-flight checks failed (web.1): healthcheck 'ready' failed after 2 "
+        "attempts: exit status 4; output: down"
+    )
+    assert list(processes(docker_client, engine_app)) == [f"{engine_app}.web.1"]
+    assert docker_client.containers.get(f"{engine_app}.web.1").id == before
+    assert docker_client.images.get(f"dokku/{engine_app}:latest").id == latest
