@@ -40,6 +40,7 @@ if TYPE_CHECKING:
         TaskResult,
     )
     from .output import Output
+    from .oneoff import RunResult, run
     from .pipeline import DeployRequest, deploy
     from .properties import PropertyStore
     from .settings import Namespace, Property
@@ -70,6 +71,7 @@ __all__ = [
     "PropertyStore",
     "ReportRow",
     "ReportSection",
+    "RunResult",
     "Task",
     "TaskFailedError",
     "TaskResult",
@@ -82,6 +84,7 @@ __all__ = [
     "get_setting",
     "hookimpl",
     "list_apps",
+    "run",
     "set_setting",
 ]
 
@@ -99,6 +102,8 @@ _HOMES = {
     "get_plugin_manager": "manager",
     "deploy": "pipeline",
     "DeployRequest": "pipeline",
+    "run": "oneoff",
+    "RunResult": "oneoff",
     "Output": "output",
     "PropertyStore": "properties",
 }

@@ -670,3 +670,125 @@ def deploy(
     if not result.ok:
         # The pipeline raises on failure; a record with an error is still a failed deploy.
         _fail(result.error or "Deploy failed", 1)
+
+
+# -- run ------------------------------------------------------------------------------------
+
+#: Where ``run`` keeps the command's words between parsing and the command (``ctx.meta``).
+_RUN_WORDS = "dokku_tasks.run_words"
+
+
+def _split_run_args(command: click.Command, args: Sequence[str]) -> tuple[list[str], list[str]]:
+    """``run``'s arguments: its own (APP and options), and the command's words.
+
+    Options are ``run``'s up to ``--`` or up to the first word after APP; every word from there
+    on is the command's, as written, so ``run web ls -la`` runs ``ls -la``.
+    """
+    takes_value = {
+        opt
+        for param in command.params
+        if isinstance(param, click.Option) and not param.is_flag and not param.count
+        for opt in (*param.opts, *param.secondary_opts)
+    }
+    ours: list[str] = []
+    app_seen = False
+    index = 0
+    while index < len(args):
+        arg = args[index]
+        if arg == "--":
+            return ours, list(args[index + 1 :])
+        if arg.startswith("-") and arg != "-":
+            ours.append(arg)
+            if arg in takes_value and index + 1 < len(args):
+                index += 1
+                ours.append(args[index])
+        elif app_seen:
+            return ours, list(args[index:])
+        else:
+            ours.append(arg)
+            app_seen = True
+        index += 1
+    return ours, []
+
+
+class _RunCommand(click.Command):
+    """``run APP [OPTIONS] [--] COMMAND...``: the command's words never reach click."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        ours, words = _split_run_args(self, args)
+        ctx.meta[_RUN_WORDS] = words
+        return super().parse_args(ctx, ours)
+
+    def collect_usage_pieces(self, ctx: click.Context) -> list[str]:
+        return [*super().collect_usage_pieces(ctx), "[--] COMMAND..."]
+
+
+@cli.command("run", cls=_RunCommand)
+@click.argument("app")
+@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Config value.")
+@click.option(
+    "--env-file",
+    type=click.Path(path_type=Path),
+    help="KEY=VALUE lines; -e values override them.",
+)
+@click.option(
+    "-v",
+    "--volume",
+    "volumes",
+    multiple=True,
+    metavar="HOST:CONTAINER[:ro]",
+    help="Bind-mount a host path into the container.",
+)
+@click.option("--network", help="Docker network for the container.")
+@click.option(
+    "--task-timeout",
+    metavar="SECONDS",
+    help="Kill the command when it runs longer (exit 124; default: the scheduler "
+    "task-timeout property).",
+)
+@click.pass_context
+def run_command(
+    ctx: click.Context,
+    app: str,
+    env: tuple[str, ...],
+    env_file: Path | None,
+    volumes: tuple[str, ...],
+    network: str | None,
+    task_timeout: str | None,
+) -> None:
+    """Run a one-off COMMAND in a new container of APP's deployed image; exit with its status."""
+    from . import locate, oneoff, options
+    from .apps import validate_app_name
+
+    validate_app_name(app)
+    words = oneoff.command_words(ctx.meta.get(_RUN_WORDS) or [])
+    file_env: dict[str, str] = {}
+    if env_file is not None:
+        try:
+            data = locate.read_limited(env_file, options.MAX_ENV_FILE_BYTES, "env file")
+        except OSError as exc:
+            raise UsageError(f"Cannot read env file {env_file}: {exc.strerror}") from None
+        file_env = options.parse_env_file(data, str(env_file))
+    cli_env = options.parse_env_assignments(list(env))
+    mounts = tuple(options.parse_mount(spec) for spec in volumes)
+    if network is not None and not network.strip():
+        raise UsageError("--network must name a network")
+    timeout = None
+    if task_timeout is not None:
+        timeout = options.parse_task_timeout(task_timeout, allow_none=False)
+    plugins = _plugins(ctx)
+    # A command may run for long and print much: from here on, collect as usual.
+    gc.enable()
+    result = oneoff.run(
+        app,
+        words,
+        root=_root(ctx),
+        env=options.merge_env(file_env, cli_env),
+        mounts=mounts,
+        network=network,
+        task_timeout=timeout,
+        output=_output(),
+        pm=plugins.pm,
+    )
+    # The command's status is ours; one a shell cannot show (a negative one) is a failure.
+    ctx.exit(result.exit_status if 0 <= result.exit_status <= 255 else 1)

@@ -219,27 +219,50 @@ def start(
     """
     began = time.time() if now is None else now
     try:
-        directory = app_directory(root, app)
-        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
-        ids = _ids(root, app)
-        deploy_id = (ids[-1] if ids else 0) + 1
-        for old in ids[: max(0, len(ids) - max(keep, 1) + 1)]:
-            for path in (record_path(root, app, old), events_path(root, app, old)):
-                with contextlib.suppress(FileNotFoundError):
-                    path.unlink()
-        record = DeployRecord(
-            id=deploy_id,
-            app=app,
-            status="running",
-            started=began,
-            request=request,
-            pid=os.getpid(),
-        )
-        _write_record(root, record)
+        with _numbering_lock(root, app):
+            return _start(root, app, request, keep, warn, began)
     except OSError as exc:
         if warn is not None:
             warn(f"History: cannot record this deploy of {app} ({exc.strerror or exc})")
         return None
+
+
+@contextlib.contextmanager
+def _numbering_lock(root: Path, app: str) -> Iterator[None]:
+    """``ROOT/locks/APP.history.lock``, held while a record is numbered and old ones pruned:
+    a deploy and a one-off run (which holds no deploy lock) may start at the same moment."""
+    import fcntl
+
+    directory = Path(root) / "locks"
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory / f"{app}.history.lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)  # held for milliseconds: waiting is fine
+        yield
+    finally:
+        os.close(fd)
+
+
+def _start(
+    root: Path, app: str, request: dict[str, Any], keep: int, warn: Any, began: float
+) -> Recorder:
+    directory = app_directory(root, app)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    ids = _ids(root, app)
+    deploy_id = (ids[-1] if ids else 0) + 1
+    for old in ids[: max(0, len(ids) - max(keep, 1) + 1)]:
+        for path in (record_path(root, app, old), events_path(root, app, old)):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+    record = DeployRecord(
+        id=deploy_id,
+        app=app,
+        status="running",
+        started=began,
+        request=request,
+        pid=os.getpid(),
+    )
+    _write_record(root, record)
     return Recorder(root=root, app=app, deploy_id=deploy_id, record=record, warn=warn)
 
 
@@ -268,7 +291,7 @@ def list_deploys(root: Path, app: str) -> tuple[list[DeployRecord], list[str]]:
 
     records: list[DeployRecord] = []
     warnings: list[str] = []
-    live: bool | None = None
+    live: dict[str, bool] = {}
     for deploy_id in reversed(_ids(root, app)):
         path = record_path(root, app, deploy_id)
         try:
@@ -279,9 +302,12 @@ def list_deploys(root: Path, app: str) -> tuple[list[DeployRecord], list[str]]:
             warnings.append(f"Skipping deploy record {path}: {exc}")
             continue
         if record.status == "running":
-            if live is None:
-                live = lock_is_held(Path(root), app)
-            if not live:
+            # A deploy holds the app's deploy lock; a one-off run, the runs' lock of the app.
+            kind = str(record.request.get("kind") or "deploy")
+            if kind not in live:
+                holder = Path(root) / "runs" if kind == "run" else Path(root)
+                live[kind] = lock_is_held(holder, app)
+            if not live[kind]:
                 record = attrs.evolve(record, status="interrupted", error="killed")
         records.append(record)
     return records, warnings

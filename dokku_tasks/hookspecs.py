@@ -141,7 +141,8 @@ def container_options(app: str, context: DeployContext, phase: str) -> Container
     :param app: the app's name.
     :param context: the deploy so far.
     :param phase: the task phase (``predeploy``, ``release``, ``postdeploy``,
-        ``heroku.postdeploy``) or ``deploy`` for a process container.
+        ``heroku.postdeploy``), ``run`` for a one-off ``run`` container, or ``deploy`` for a
+        process container.
     :return: options to lay over the deploy's own (env values replace, mounts add, a network
         replaces), or ``None``.  All implementations are applied, first-called first.
     """

@@ -353,7 +353,9 @@ def _check_request(request: DeployRequest) -> None:
         raise UsageError("--task-timeout must be a positive number of seconds")
     for phase in request.skip:
         if phase not in PHASES:
-            raise UsageError(f"Unknown phase {phase!r} to skip: expected one of {', '.join(PHASES)}")
+            raise UsageError(
+                f"Unknown phase {phase!r} to skip: expected one of {', '.join(PHASES)}"
+            )
 
 
 @contextmanager

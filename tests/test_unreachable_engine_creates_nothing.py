@@ -11,6 +11,7 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
+from dokku_tasks import history
 from dokku_tasks.apps import AppRegistry
 from dokku_tasks.cli import cli
 from tests.conftest import BASE_IMAGE, write_app
@@ -47,6 +48,16 @@ def test_unreachable_engine_keeps_an_existing_app_as_it_was(tmp_path: Path) -> N
     )
     assert result.exit_code == 1
     assert len(result.stderr.splitlines()) == 1
-    # Only the lock (ROOT/locks/web.lock) is new; the app and its state are as they were.
+    # Only the lock (ROOT/locks/web.lock) and the history's record of the failed attempt are
+    # new; the app and its state are as they were.
     after = {p.relative_to(root) for p in root.rglob("*") if p.parent.name != "locks"}
-    assert after - {Path("locks")} == set(before)
+    recorded = {
+        Path("history"),
+        Path("history/web"),
+        Path("history/web/1.json"),
+        Path("history/web/1.events.jsonl"),
+    }
+    assert after - {Path("locks")} - recorded == set(before)
+    [record], _ = history.list_deploys(root, "web")
+    assert record.status == "failed"
+    assert f" !     {record.error}\n" == result.stderr
