@@ -46,10 +46,13 @@ PORT = 5000
 
 #: The web process: httpd in the background, so that the shell's trap ends it at once on
 #: SIGTERM (a PID 1 without a handler ignores SIGTERM, and would wait out the 10 s grace).
+#: It starts serving ``START_DELAY`` seconds after the container starts, as a real app that
+#: loads before it listens.
 WEB_SH = """#!/bin/sh
 trap 'kill "$pid" 2>/dev/null; exit 0' TERM INT
-httpd -f -p "${PORT:-5000}" -h /www &
-pid=$!
+sleep START_DELAY & pid=$!
+wait "$pid"
+httpd -f -p "${PORT:-5000}" -h /www & pid=$!
 wait "$pid"
 """
 
@@ -77,10 +80,15 @@ def dockerfile(version: str) -> str:
     )
 
 
-def app_files(version: str, replicas: int = 1) -> dict[str, str]:
-    """app.json (the HTTP startup healthcheck, the formation), the Procfile and web.sh."""
+def app_files(
+    version: str, replicas: int = 1, healthcheck: bool = True, start_delay: float = 0
+) -> dict[str, str]:
+    """app.json (the HTTP startup healthcheck, the formation), the Procfile and web.sh
+    (serving ``start_delay`` seconds after it starts)."""
     app_json: dict[str, Any] = {
-        "healthchecks": {
+        "healthchecks": {}
+        if not healthcheck
+        else {
             "web": [
                 {
                     "type": "startup",
@@ -98,7 +106,7 @@ def app_files(version: str, replicas: int = 1) -> dict[str, str]:
     return {
         "app.json": json.dumps(app_json),
         "Procfile": "web: /app/web.sh\n",
-        "web.sh": WEB_SH,
+        "web.sh": WEB_SH.replace("START_DELAY", f"{start_delay:g}"),
     }
 
 
@@ -284,6 +292,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument(
         "--interval", type=float, default=0.1, help="seconds between requests (default 0.1)"
     )
+    parser.add_argument(
+        "--no-healthcheck",
+        dest="healthcheck",
+        action="store_false",
+        help="no app.json healthcheck: the default check (--default-wait) only, for comparison",
+    )
+    parser.add_argument(
+        "--default-wait", type=int, default=2, help="checks default-wait (default 2)"
+    )
+    parser.add_argument(
+        "--start-delay",
+        type=float,
+        default=1.0,
+        help="seconds the web process takes before it serves (default 1)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -291,6 +314,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from dokku_tasks.output import Output
     from dokku_tasks.pipeline import DeployRequest, deploy
+    from dokku_tasks.properties import GLOBAL, PropertyStore
 
     client = docker.from_env()
     run = secrets.token_hex(4)
@@ -309,7 +333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 context = Path(scratch) / f"v{number}"
                 context.mkdir()
                 (context / "Dockerfile").write_text(dockerfile(str(number)))
-                for name, text in app_files(str(number), args.replicas).items():
+                files = app_files(str(number), args.replicas, args.healthcheck, args.start_delay)
+                for name, text in files.items():
                     (context / name).write_text(text)
                 (context / "web.sh").chmod(0o755)
                 tag = f"dokku-tasks-bench/{app}:v{number}"
@@ -317,6 +342,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 images.append(tag)
             root = Path(scratch) / "state"
             root.mkdir()
+            PropertyStore(root).set("checks", GLOBAL, "default-wait", str(args.default_wait))
 
             def deploy_image(image: str) -> None:
                 deploy(
@@ -337,13 +363,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         finally:
             remove_everything(client, app, run, network)
-    print(f"zero downtime on swarm ({args.replicas} web replica(s)): {result.summary}")
+    check = "an HTTP startup healthcheck" if args.healthcheck else "no healthcheck"
+    print(
+        f"zero downtime on swarm ({args.replicas} web replica(s), {check}, serving "
+        f"{args.start_delay:g} s after start): {result.summary}"
+    )
     print(f"requests to {result.url} every {args.interval} s")
     print(f"versions served, in order: {', '.join(result.versions_seen)}")
     for line in result.failure_lines:
         print(f"  failed at uptime {line}")
     if args.json:
-        figures = {**asdict(result), "replicas": args.replicas, "interval": args.interval}
+        figures = {
+            **asdict(result),
+            "replicas": args.replicas,
+            "interval": args.interval,
+            "healthcheck": args.healthcheck,
+            "start_delay": args.start_delay,
+        }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0
 

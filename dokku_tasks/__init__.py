@@ -39,8 +39,8 @@ if TYPE_CHECKING:
         Task,
         TaskResult,
     )
-    from .output import Output
     from .oneoff import RunResult, run
+    from .output import Output
     from .pipeline import DeployRequest, deploy
     from .properties import PropertyStore
     from .settings import Namespace, Property

@@ -74,6 +74,9 @@ _FAILED_UPDATES = frozenset({"rollback_started", "rollback_paused", "rollback_co
 _ROLLED_BACK = frozenset({"rollback_completed", "rollback_paused"})
 _TASK_ID = re.compile(r"task ([0-9a-z]{10,})")
 _DNS_UNSAFE = re.compile(r"[^a-z0-9-]+")
+#: How the wait for services tells time and sleeps; tests replace both.
+_clock: Callable[[], float] = time.monotonic
+_sleep: Callable[[float], None] = time.sleep
 #: A task's slot, as a swarm template: each task's ``DYNO`` is ``TYPE.SLOT`` (``web.1``).
 SLOT_TEMPLATE = "{{.Task.Slot}}"
 #: How much of a health check's output a failure line keeps (as the ``checks`` plugin).
@@ -324,7 +327,9 @@ def check_failure(
     if checks.healthcheck is not None and (unhealthy or health.get("Status") != "healthy"):
         name = checks.health_name
         if unhealthy:
-            attempts = int(health.get("FailingStreak") or checks.healthcheck.retries)
+            # The failed probes in a row that made it unhealthy (the streak may grow on
+            # until the container stops).
+            attempts = checks.healthcheck.retries
             log = (health.get("Log") or [{}])[-1]
             plural = "" if attempts == 1 else "s"
             reason = f"failed after {attempts} attempt{plural}"
@@ -631,19 +636,19 @@ class SwarmScheduler:
         :raises EngineError: a service did not get there in time.
         """
         budget = CONVERGE_SECONDS + max((r.checks.budget for r in rollouts), default=0.0)
-        deadline = time.monotonic() + budget
+        deadline = _clock() + budget
         pending = list(rollouts)
         while pending:
             for rollout in list(pending):
                 if self._settled(rollout):
                     pending.remove(rollout)
-            if pending and time.monotonic() > deadline:
+            if pending and _clock() > deadline:
                 names = ", ".join(r.spec.name for r in pending)
                 raise EngineError(
                     f"Services did not run the new image within {budget:.0f} seconds: {names}"
                 )
             if pending:
-                time.sleep(POLL_SECONDS)
+                _sleep(POLL_SECONDS)
 
     def _settled(self, rollout: _Rollout) -> bool:
         """Whether ``rollout`` is done.  :raises ChecksFailedError: its new tasks failed."""
@@ -652,28 +657,31 @@ class SwarmScheduler:
             if str(status.get("StartedAt") or "") == rollout.previous.update_started:
                 return False  # the swarm has not begun this update yet
             state = str(status.get("State") or "")
-            if state == "completed":
-                return True
             if state in _FAILED_UPDATES:
                 found = _TASK_ID.search(str(status.get("Message") or ""))
                 self._fail(rollout, found.group(1) if found else None, state)
+            if state != "completed":
+                return False
+            # Trust but verify: the swarm can call an update complete although a new task
+            # failed (when its failure races the end of the monitor window).
+            tasks = self._new_tasks(rollout)
+            if len(_running(tasks)) >= rollout.spec.replicas:
+                return True
+            ended = [t for t in tasks if (t.get("Status") or {}).get("State") in _ENDED_STATES]
+            if ended:
+                self.swarm.roll_back_service(rollout.service_id)
+                self._fail(rollout, str(ended[-1].get("ID")), "rollback_started")
             return False
         tasks = self._new_tasks(rollout)
         ended = [t for t in tasks if (t.get("Status") or {}).get("State") in _ENDED_STATES]
         if ended:
             self._fail(rollout, str(ended[-1].get("ID")), "")
-        running = [
-            t
-            for t in tasks
-            if (t.get("Status") or {}).get("State") == "running"
-            and t.get("DesiredState") == "running"
-        ]
-        if len(running) < rollout.spec.replicas:
+        if len(_running(tasks)) < rollout.spec.replicas:
             rollout.running_since = None
             return False
         if rollout.running_since is None:
-            rollout.running_since = time.monotonic()
-        return time.monotonic() - rollout.running_since >= rollout.checks.monitor
+            rollout.running_since = _clock()
+        return _clock() - rollout.running_since >= rollout.checks.monitor
 
     def _new_tasks(self, rollout: _Rollout) -> list[Mapping[str, Any]]:
         """The service's tasks of this deploy's spec, oldest first."""
@@ -710,12 +718,21 @@ class SwarmScheduler:
 
     def _await_rollback(self, service_id: str, state: str) -> str:
         """Wait, up to :data:`ROLLBACK_SECONDS`, for the swarm's rollback; its last state."""
-        deadline = time.monotonic() + ROLLBACK_SECONDS
-        while state not in _ROLLED_BACK and state != "paused" and time.monotonic() < deadline:
-            time.sleep(POLL_SECONDS)
+        deadline = _clock() + ROLLBACK_SECONDS
+        while state not in _ROLLED_BACK and state != "paused" and _clock() < deadline:
+            _sleep(POLL_SECONDS)
             status = self.swarm.inspect_service(service_id).get("UpdateStatus") or {}
             state = str(status.get("State") or "")
         return state
+
+
+def _running(tasks: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The tasks that run and are meant to."""
+    return [
+        t
+        for t in tasks
+        if (t.get("Status") or {}).get("State") == "running" and t.get("DesiredState") == "running"
+    ]
 
 
 #: The ``checks`` defaults, for a scheduler made without the app's properties.

@@ -27,6 +27,10 @@ from .specs import ServiceHealthcheck, ServiceInfo, ServiceSpec
 
 #: Nanoseconds in a second: the engine's unit for every duration of a service spec.
 _NS = 1_000_000_000
+#: Seconds before a process task that ended is started again (the docker CLI's default).
+RESTART_DELAY = 5.0
+#: The shortest update (and rollback) monitor window a service gets, in seconds.
+MIN_MONITOR = 1.0
 
 
 class SwarmEngine:
@@ -136,8 +140,11 @@ def _nanoseconds(seconds: float) -> int:
 
 
 def _monitor(seconds: float) -> int:
-    # The engine reads a monitor of 0 as "the default" (5 s): no monitor is 1 ns.
-    return max(_nanoseconds(seconds), 1)
+    # At least MIN_MONITOR: with a shorter window, the swarm's updater may declare the update
+    # complete before it reads the failure of a new task that never ran (its timer and the
+    # failure race), and the old task is then stopped for a failing one.  (A monitor of 0
+    # would be read as the default, 5 s.)
+    return _nanoseconds(max(seconds, MIN_MONITOR))
 
 
 def _healthcheck(check: ServiceHealthcheck) -> docker.types.Healthcheck:
@@ -162,7 +169,14 @@ def _service_args(spec: ServiceSpec) -> dict[str, Any]:
         ],
         healthcheck=_healthcheck(spec.healthcheck) if spec.healthcheck is not None else None,
     )
-    restart = docker.types.RestartPolicy(condition="none" if spec.job else "any")
+    # A process task that ends is restarted after RESTART_DELAY, as the docker CLI's default
+    # does: the SDK's default delay of 0 lets a restart race a rollback of the service, which
+    # deadlocks the manager of engine 20.10 (swarmkit's restart supervisor waits on the store
+    # lock that the rollback holds; every later service call then fails).
+    if spec.job:
+        restart = docker.types.RestartPolicy(condition="none")
+    else:
+        restart = docker.types.RestartPolicy(condition="any", delay=_nanoseconds(RESTART_DELAY))
     template = docker.types.TaskTemplate(
         container, restart_policy=restart, force_update=spec.force_update or None
     )
