@@ -43,6 +43,7 @@ if TYPE_CHECKING:
     from .output import Output
     from .pipeline import DeployRequest, deploy
     from .properties import PropertyStore
+    from .retry import retry
     from .settings import Namespace, Property
 
 __version__ = "0.1.0"
@@ -84,6 +85,7 @@ __all__ = [
     "get_setting",
     "hookimpl",
     "list_apps",
+    "retry",
     "run",
     "set_setting",
 ]
@@ -103,6 +105,7 @@ _HOMES = {
     "deploy": "pipeline",
     "DeployRequest": "pipeline",
     "run": "oneoff",
+    "retry": "retry",
     "RunResult": "oneoff",
     "Output": "output",
     "PropertyStore": "properties",

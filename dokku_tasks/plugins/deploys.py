@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import json
 from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
@@ -244,3 +245,34 @@ def register_commands(cli: click.Group) -> None:
             if phase not in (*PHASES, *ran):
                 raise UsageError(f"Unknown phase {phase!r}: expected one of {', '.join(PHASES)}")
         replay(events, Output(), phase)
+
+    @cli.command("deploys:retry")
+    @click.argument("app")
+    @click.argument("deploy_id", metavar="[ID]", required=False)
+    @click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Config value.")
+    @click.option("--env-file", type=click.Path(path_type=Path), help="KEY=VALUE lines.")
+    @click.pass_context
+    def deploys_retry(
+        ctx: click.Context,
+        app: str,
+        deploy_id: str | None,
+        env: tuple[str, ...],
+        env_file: Path | None,
+    ) -> None:
+        """Run the failed newest deploy of APP again from its failed phase, on its image."""
+        from .. import locate, options
+        from ..apps import AppRegistry
+        from ..cli import state_root
+        from ..retry import retry
+
+        root = state_root(ctx)
+        AppRegistry(root).require(app)
+        file_env: dict[str, str] = {}
+        if env_file is not None:
+            try:
+                data = locate.read_limited(env_file, options.MAX_ENV_FILE_BYTES, "env file")
+            except OSError as exc:
+                raise UsageError(f"Cannot read env file {env_file}: {exc.strerror}") from None
+            file_env = options.parse_env_file(data, str(env_file))
+        values = options.merge_env(file_env, options.parse_env_assignments(list(env)))
+        retry(app, deploy_id, root=root, env=values)
