@@ -190,8 +190,19 @@ EVENT_TYPES: dict[str, type[Any]] = {
 
 
 def to_json(event: Event) -> dict[str, Any]:
-    """``{"event": NAME, **fields}``; tuples become lists."""
-    return {"event": event.name, **attrs.asdict(event)}
+    """``{"event": NAME, **fields}`` (tuples stay tuples: JSON writes them as lists)."""
+    names = _FIELD_NAMES.get(type(event))
+    if names is None:
+        names = _FIELD_NAMES[type(event)] = tuple(f.name for f in attrs.fields(type(event)))
+    # Not attrs.asdict: a deploy may stream millions of task_output events, and the fields
+    # are plain values.
+    data: dict[str, Any] = {"event": event.name}
+    for name in names:
+        data[name] = getattr(event, name)
+    return data
+
+
+_FIELD_NAMES: dict[type[Any], tuple[str, ...]] = {}
 
 
 def from_json(data: dict[str, Any]) -> Event | None:
