@@ -614,6 +614,12 @@ def _skipped_phases(skip: Sequence[str]) -> tuple[str, ...]:
     help="Do not run this phase (predeploy, release, postdeploy, heroku.postdeploy); repeatable.",
 )
 @click.option(
+    "--plan",
+    "show_plan",
+    is_flag=True,
+    help="Print what the deploy would do, and change nothing.",
+)
+@click.option(
     "--format",
     "fmt",
     type=click.Choice(["text", "jsonl"]),
@@ -633,6 +639,7 @@ def deploy(
     task_timeout: str | None,
     scheduler: str | None,
     skip: tuple[str, ...],
+    show_plan: bool,
     fmt: str,
 ) -> None:
     """Deploy APP: build or take the image, run its tasks, schedule its processes."""
@@ -661,6 +668,18 @@ def deploy(
     from . import pipeline
 
     output = _output()
+    if show_plan:
+        import json
+
+        from .plan import plan
+
+        planned = plan(request, root=_root(ctx), pm=plugins.pm)
+        if fmt == "jsonl":
+            output.raw(json.dumps(planned.to_json()))
+            return
+        for style, text in planned.lines():
+            getattr(output, style)(text)
+        return
     if fmt == "jsonl":
         from . import __version__
         from .events import JsonLines

@@ -99,6 +99,24 @@ class Hooks:
             raise ValueError(f"{hook!r} is not a phase hook")
         return self._tasks(hook, app=app, context=context)
 
+    def planned_tasks(self, *, app: str, context: DeployContext, hook: str) -> list[Task]:
+        """What the implementations of ``plan_tasks`` say phase hook ``hook`` would return."""
+        tasks: list[Task] = []
+        for plugin, result in self._each(
+            "plan_tasks", record=False, app=app, context=context, hook=hook
+        ):
+            tasks += _stamped(result, plugin, "plan_tasks")
+        return tasks
+
+    def unplanned(self, hook: str) -> list[str]:
+        """The plugins implementing phase hook ``hook`` but not ``plan_tasks``."""
+        planned = {impl.plugin_name for impl in self.pm.hook.plan_tasks.get_hookimpls()}
+        return sorted(
+            impl.plugin_name
+            for impl in getattr(self.pm.hook, hook).get_hookimpls()
+            if impl.plugin_name not in planned
+        )
+
     def deploy_finished(self, *, app: str, result: DeployResult) -> None:
         self._call("deploy_finished", app=app, result=result)
 
@@ -180,7 +198,9 @@ class Hooks:
             tasks += _stamped(result, plugin, hook)
         return tasks
 
-    def _each(self, hook: str, *, record: bool = True, **kwargs: Any) -> list[tuple[str, object]]:
+    def _each(
+        self, hook: str, /, *, record: bool = True, **kwargs: Any
+    ) -> list[tuple[str, object]]:
         """Call each implementation of ``hook`` on its own; record each as a host step
         unless ``record`` is false."""
         results: list[tuple[str, object]] = []

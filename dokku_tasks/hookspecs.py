@@ -120,6 +120,24 @@ def check_processes(
 
 
 @hookspec
+def plan_tasks(app: str, context: DeployContext, hook: str) -> Task | Sequence[Task] | None:
+    """Called by a plan (``deploy --plan``), in place of the phase hook ``hook``
+    (``pre_deploy``, ``release``, ``post_deploy``), for a plugin that implements both.
+
+    A plan changes nothing, so it never calls a phase hook (whose host-side steps are ordinary
+    Python).  A plugin tells the plan here which tasks its phase hook would return, without
+    running any step.  A plugin that implements a phase hook but not this one is listed in the
+    plan as one whose tasks are known only when the deploy runs.
+
+    :param app: the app's name.
+    :param context: the deploy as the plan resolves it (``context.image`` is empty when the
+        image is built at deploy time).
+    :param hook: the phase hook the plan asks about.
+    :return: the tasks, or ``None``.
+    """
+
+
+@hookspec
 def app_files(app: str, properties: PropertyStore) -> Sequence[AppFile] | None:
     """Called once per deploy, after ``deploy_started`` and before the build, to name the files
     of the app that the plugin reads (app.json, the Procfile).

@@ -35,7 +35,14 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
 
 #: The hooks called one implementation at a time (see hooks.Hooks), so that each task, each
 #: host-side step and each file carries its plugin: they cannot be wrapped.
-PHASE_HOOKS = ("deploy_started", "app_files", "pre_deploy", "release", "post_deploy")
+PHASE_HOOKS = (
+    "deploy_started",
+    "app_files",
+    "plan_tasks",
+    "pre_deploy",
+    "release",
+    "post_deploy",
+)
 
 
 @attrs.frozen

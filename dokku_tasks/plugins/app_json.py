@@ -98,6 +98,16 @@ def pre_deploy(context: DeployContext) -> Task | None:
 
 
 @hookimpl
+def plan_tasks(app: str, context: DeployContext, hook: str) -> list[Task]:
+    """The tasks pre_deploy and post_deploy would return, without marking anything."""
+    if hook == "pre_deploy":
+        return [task for task in (_task(context, PREDEPLOY, commit=True),) if task is not None]
+    if hook == "post_deploy":
+        return [attrs.evolve(task, before_run=None) for task in post_deploy(app, context)]
+    return []
+
+
+@hookimpl
 def post_deploy(app: str, context: DeployContext) -> list[Task]:
     tasks = [task for task in (_task(context, POSTDEPLOY),) if task is not None]
     once = _task(context, HEROKU_POSTDEPLOY)

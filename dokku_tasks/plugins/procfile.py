@@ -23,6 +23,12 @@ def app_files(app: str, properties: PropertyStore) -> list[AppFile]:
 
 
 @hookimpl
+def plan_tasks(context: DeployContext, hook: str) -> Task | None:
+    """The release task, for a plan."""
+    return release(context) if hook == "release" else None
+
+
+@hookimpl
 def release(context: DeployContext) -> Task | None:
     if context.procfile is None:
         return None
