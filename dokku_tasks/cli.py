@@ -526,7 +526,7 @@ def _deploy_request(
 
     :raises DokkuTasksError: the first bad value, as one line.
     """
-    from . import locate, options
+    from . import options
     from .apps import validate_app_name
     from .pipeline import DeployRequest
 
@@ -535,15 +535,7 @@ def _deploy_request(
         raise UsageError("deploy needs --source DIR, --image IMAGE, or both")
     if image is not None and not image.strip():
         raise UsageError("--image must name an image")
-    file_env: dict[str, str] = {}
-    if env_file is not None:
-        try:
-            # At most the limit and one byte: a FIFO or /dev/zero never fills memory.
-            data = locate.read_limited(env_file, options.MAX_ENV_FILE_BYTES, "env file")
-        except OSError as exc:
-            raise UsageError(f"Cannot read env file {env_file}: {exc.strerror}") from None
-        file_env = options.parse_env_file(data, str(env_file))
-    cli_env = options.parse_env_assignments(list(env))
+    values = options.config_values(env, env_file)
     if network is not None and not network.strip():
         raise UsageError("--network must name a network")
     timeout = None
@@ -553,7 +545,7 @@ def _deploy_request(
         app=app,
         source=source,
         image=image,
-        env=options.merge_env(file_env, cli_env),
+        env=values,
         mounts=tuple(options.parse_mount(spec) for spec in volumes),
         network=network,
         task_timeout=timeout,
@@ -776,19 +768,12 @@ def run_command(
     task_timeout: str | None,
 ) -> None:
     """Run a one-off COMMAND in a new container of APP's deployed image; exit with its status."""
-    from . import locate, oneoff, options
+    from . import oneoff, options
     from .apps import validate_app_name
 
     validate_app_name(app)
     words = oneoff.command_words(ctx.meta.get(_RUN_WORDS) or [])
-    file_env: dict[str, str] = {}
-    if env_file is not None:
-        try:
-            data = locate.read_limited(env_file, options.MAX_ENV_FILE_BYTES, "env file")
-        except OSError as exc:
-            raise UsageError(f"Cannot read env file {env_file}: {exc.strerror}") from None
-        file_env = options.parse_env_file(data, str(env_file))
-    cli_env = options.parse_env_assignments(list(env))
+    values = options.config_values(env, env_file)
     mounts = tuple(options.parse_mount(spec) for spec in volumes)
     if network is not None and not network.strip():
         raise UsageError("--network must name a network")
@@ -802,7 +787,7 @@ def run_command(
         app,
         words,
         root=_root(ctx),
-        env=options.merge_env(file_env, cli_env),
+        env=values,
         mounts=mounts,
         network=network,
         task_timeout=timeout,

@@ -91,6 +91,11 @@ class DeployRecord:
         return record
 
 
+def configured_keep(value: str) -> int:
+    """How many deploys to keep for a ``deploys`` ``keep`` value (the default when unset)."""
+    return int(value) if value.isdigit() and int(value) > 0 else DEFAULT_KEEP
+
+
 def app_directory(root: Path, app: str) -> Path:
     return Path(root) / DIRECTORY / app
 

@@ -51,7 +51,7 @@ from .errors import (
     cleanup_line,
 )
 from .models import ContainerOptions, DeployContext, ImageInfo, Mount, Task
-from .output import Output, discard, task_line
+from .output import Output, task_line
 from .specs import Interruption
 
 if TYPE_CHECKING:
@@ -169,7 +169,7 @@ def run(
     """
     from .hooks import Hooks
     from .manager import get_plugin_manager
-    from .pipeline import _Progress, _signals_raise, _Stopped
+    from .pipeline import _connect, _Progress, _signals_raise, _Stopped
 
     root = Path(root).absolute()
     output = output or Output()
@@ -397,10 +397,7 @@ class _Run:
         state = self.state
         app = self.request.app
         info = self.request.recorded(image)
-        keep = history.DEFAULT_KEEP
-        value = _setting(self.plugins, self.store, app, "deploys", "keep")
-        if value.isdigit() and int(value) > 0:
-            keep = int(value)
+        keep = history.configured_keep(_setting(self.plugins, self.store, app, "deploys", "keep"))
         root = self.store.root
         recorder = history.start(root, app, info, keep=keep, warn=state.output.error)
         if recorder is not None:
@@ -452,24 +449,7 @@ class _RunIO:
             from .events import TaskOutput
 
             output.emit(TaskOutput(self.spec.task.phase, stream, shown))
-        _write_raw(output, where, line)
-
-
-def _write_raw(output: Output, stream: TextIO, line: str) -> None:
-    """Write ``line`` as it is; output nobody reads any more is dropped, never fatal."""
-    if not output.text or (output.quiet and stream is output.out):
-        return
-    try:
-        stream.write(line + "\n")
-        stream.flush()
-    except UnicodeEncodeError:
-        encoding = getattr(stream, "encoding", None) or "ascii"
-        stream.write(line.encode(encoding, "replace").decode(encoding) + "\n")
-        stream.flush()
-    except OSError:
-        discard(stream)
-        if stream is output.out:
-            output.quiet = True
+        output.write(where, line)
 
 
 # -- helpers ---------------------------------------------------------------------------------
@@ -524,24 +504,13 @@ def _scheduler(plugins: Hooks, engine: Engine, app: str, store: PropertyStore) -
 
 def _setting(plugins: Hooks, store: PropertyStore, app: str, namespace: str, prop: str) -> str:
     """The value a plugin's setting has for ``app``; empty when no plugin registered it."""
-    from .settings import computed
-
-    ns = plugins.settings.get(namespace)
-    if ns is None or prop not in ns.property_names:
-        return ""
-    return computed(store, ns, app, prop)
+    return plugins.settings.computed(store, namespace, app, prop)
 
 
 def _configured_timeout(plugins: Hooks, store: PropertyStore, app: str) -> float | None:
     from .pipeline import configured_task_timeout
 
     return configured_task_timeout(_setting(plugins, store, app, "scheduler", "task-timeout"), app)
-
-
-def _connect(interruption: Interruption) -> Engine:
-    from .engine import Engine
-
-    return Engine.connect(interruption=interruption)
 
 
 def _close(engine: Engine, state: _State) -> None:
@@ -552,18 +521,12 @@ def _close(engine: Engine, state: _State) -> None:
         state.output.error(f"Clean-up: {cleanup.message}")
 
 
-def _close_noting(engine: Engine, error: BaseException) -> None:
-    """Close ``engine`` after ``error``; a clean-up failure becomes a note on ``error``."""
-    try:
-        engine.close()
-    except DokkuTasksError as cleanup:
-        add_cleanup_note(error, cleanup.message)
-
-
 @contextmanager
 def _closing(engine: Engine, state: _State) -> Iterator[None]:
     """Close ``engine`` when the block ends: after a failure, a clean-up failure is a note on
     it; after success, one warning line."""
+    from .pipeline import _close_noting
+
     try:
         yield
     except BaseException as exc:

@@ -11,6 +11,7 @@ import math
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 
 from .errors import ParseError, UsageError
 from .models import Mount
@@ -149,6 +150,26 @@ def quote_env_value(value: str) -> str:
 def merge_env(file_env: Mapping[str, str], cli_env: Mapping[str, str]) -> dict[str, str]:
     """The deploy's env: ``--env-file`` values with ``-e`` values laid over them."""
     return {**file_env, **cli_env}
+
+
+def config_values(env: Iterable[str], env_file: Path | None) -> dict[str, str]:
+    """The config values of ``--env-file`` and ``-e`` (which win), as ``deploy``, ``run`` and
+    ``deploys:retry`` take them.
+
+    :raises UsageError: the env file cannot be read, or a value is not ``KEY=VALUE``.
+    :raises FileTooLargeError: the env file is over :data:`MAX_ENV_FILE_BYTES`.
+    """
+    from .locate import read_limited
+
+    file_env: dict[str, str] = {}
+    if env_file is not None:
+        try:
+            # At most the limit and one byte: a FIFO or /dev/zero never fills memory.
+            data = read_limited(env_file, MAX_ENV_FILE_BYTES, "env file")
+        except OSError as exc:
+            raise UsageError(f"Cannot read env file {env_file}: {exc.strerror}") from None
+        file_env = parse_env_file(data, str(env_file))
+    return merge_env(file_env, parse_env_assignments(list(env)))
 
 
 def parse_mount(spec: str) -> Mount:

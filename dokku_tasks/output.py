@@ -53,7 +53,12 @@ class Output:
 
             self.emit(Line(style, text))
 
-    def _write(self, stream: TextIO, line: str) -> None:
+    def write(self, stream: TextIO, line: str) -> None:
+        """Write ``line`` as it is to ``stream`` (this output's ``out`` or ``err``), no event.
+
+        Nothing with ``text=False``; nothing on ``out`` when quiet; a stream nobody reads any
+        more is dropped, never fatal.
+        """
         if not self.text:
             return
         if self.quiet and stream is self.out:
@@ -80,22 +85,22 @@ class Output:
     def step(self, message: str) -> None:
         """``-----> message``: a step of the deploy."""
         self._line("step", message)
-        self._write(self.out, f"-----> {printable(message)}")
+        self.write(self.out, f"-----> {printable(message)}")
 
     def section(self, message: str) -> None:
         """``=====> message``: a section header."""
         self._line("section", message)
-        self._write(self.out, f"=====> {printable(message)}")
+        self.write(self.out, f"=====> {printable(message)}")
 
     def info(self, message: str) -> None:
         """A detail line, indented 7 spaces."""
         self._line("info", message)
-        self._write(self.out, f"{INDENT}{printable(message)}")
+        self.write(self.out, f"{INDENT}{printable(message)}")
 
     def error(self, message: str) -> None:
         """`` !     message`` on stderr."""
         self._line("error", message)
-        self._write(self.err, f"{ERROR_PREFIX}{printable(message)}")
+        self.write(self.err, f"{ERROR_PREFIX}{printable(message)}")
 
     def task_stdout(self, line: str) -> None:
         """A line the build (or a task outside a phase) printed on stdout (blank lines
@@ -106,14 +111,14 @@ class Output:
         line = task_line(line)
         if line.strip():
             self._line("build", line)
-            self._write(self.out, f"{INDENT}{line}")
+            self.write(self.out, f"{INDENT}{line}")
 
     def task_stderr(self, line: str) -> None:
         """A line printed on stderr, as `` !     line`` on stderr (as task_stdout)."""
         line = task_line(line)
         if line.strip():
             self._line("error", line)
-            self._write(self.err, f"{ERROR_PREFIX}{line}")
+            self.write(self.err, f"{ERROR_PREFIX}{line}")
 
     def task_output(self, phase: str, stream: str, line: str) -> None:
         """A line the task of ``phase`` wrote on ``stream`` (``stdout`` or ``stderr``): shown
@@ -127,14 +132,14 @@ class Output:
 
             self.emit(TaskOutput(phase, stream, shown))
         if stream == "stderr":
-            self._write(self.err, f"{ERROR_PREFIX}{shown}")
+            self.write(self.err, f"{ERROR_PREFIX}{shown}")
         else:
-            self._write(self.out, f"{INDENT}{shown}")
+            self.write(self.out, f"{INDENT}{shown}")
 
     def raw(self, line: str) -> None:
         """A line as it is (report values, JSON)."""
         self._line("raw", line)
-        self._write(self.out, line)
+        self.write(self.out, line)
 
 
 def discard(stream: TextIO) -> None:

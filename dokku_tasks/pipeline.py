@@ -193,13 +193,9 @@ def _start_history(
     from .events import HostStepRun
 
     info = history_request(request)
-    keep = history.DEFAULT_KEEP
-    ns = plugins.settings.get("deploys")
-    if ns is not None and "keep" in ns.property_names:
-        from .settings import computed
-
-        value = computed(registry.properties, ns, app, "keep")
-        keep = int(value) if value.isdigit() and int(value) > 0 else history.DEFAULT_KEEP
+    keep = history.configured_keep(
+        plugins.settings.computed(registry.properties, "deploys", app, "keep")
+    )
     recorder = history.start(root, app, info, keep=keep, warn=output.error)
     if recorder is not None:
         output = output.with_sink(recorder)
@@ -667,12 +663,7 @@ class _Deploy:
 
     def _setting(self, namespace: str, prop: str) -> str:
         """The value a plugin's setting has for this app; empty when no plugin registered it."""
-        from .settings import computed
-
-        ns = self.plugins.settings.get(namespace)
-        if ns is None or prop not in ns.property_names:
-            return ""
-        return computed(self.store, ns, self.app, prop)
+        return self.plugins.settings.computed(self.store, namespace, self.app, prop)
 
     def _task_timeout(self) -> float | None:
         return configured_task_timeout(self._setting("scheduler", "task-timeout"), self.app)

@@ -185,12 +185,7 @@ class _Planner:
         self.engine = engine
 
     def _setting(self, namespace: str, prop: str) -> str:
-        from .settings import computed
-
-        ns = self.plugins.settings.get(namespace)
-        if ns is None or prop not in ns.property_names:
-            return ""
-        return computed(self.store, ns, self.app, prop)
+        return self.plugins.settings.computed(self.store, namespace, self.app, prop)
 
     def plan(self) -> Plan:
         from . import locate

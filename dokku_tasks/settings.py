@@ -107,6 +107,14 @@ class SettingsRegistry:
     def get(self, name: str) -> Namespace | None:
         return self._namespaces.get(name)
 
+    def computed(self, store: PropertyStore, name: str, app: str, prop: str) -> str:
+        """The computed value of property ``prop`` of namespace ``name`` for ``app``; empty
+        when no plugin registered that namespace or property."""
+        ns = self._namespaces.get(name)
+        if ns is None or prop not in ns.property_names:
+            return ""
+        return computed(store, ns, app, prop)
+
     def namespace(self, name: str) -> Namespace:
         """The namespace called ``name``; :class:`UsageError` for an unknown one."""
         found = self._namespaces.get(name)

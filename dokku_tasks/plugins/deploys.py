@@ -260,19 +260,11 @@ def register_commands(cli: click.Group) -> None:
         env_file: Path | None,
     ) -> None:
         """Run the failed newest deploy of APP again from its failed phase, on its image."""
-        from .. import locate, options
+        from .. import options
         from ..apps import AppRegistry
         from ..cli import state_root
         from ..retry import retry
 
         root = state_root(ctx)
         AppRegistry(root).require(app)
-        file_env: dict[str, str] = {}
-        if env_file is not None:
-            try:
-                data = locate.read_limited(env_file, options.MAX_ENV_FILE_BYTES, "env file")
-            except OSError as exc:
-                raise UsageError(f"Cannot read env file {env_file}: {exc.strerror}") from None
-            file_env = options.parse_env_file(data, str(env_file))
-        values = options.merge_env(file_env, options.parse_env_assignments(list(env)))
-        retry(app, deploy_id, root=root, env=values)
+        retry(app, deploy_id, root=root, env=options.config_values(env, env_file))
