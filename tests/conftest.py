@@ -84,6 +84,19 @@ def docker_client() -> Iterator[Any]:
     client.close()
 
 
+@pytest.fixture(scope="module")
+def swarm(docker_client: Any) -> Iterator[None]:
+    """A one-node swarm on the engine for a module's tests: made (and left) here when the
+    engine is in none."""
+    state = docker_client.info().get("Swarm", {}).get("LocalNodeState")
+    created = state != "active"
+    if created:
+        docker_client.swarm.init(advertise_addr="127.0.0.1")
+    yield
+    if created:
+        docker_client.swarm.leave(force=True)
+
+
 @pytest.fixture
 def engine_app(docker_client: Any, app_name: str) -> Iterator[str]:
     """An app name whose containers and images are removed after the test, pass or fail."""

@@ -54,10 +54,17 @@ def _help(site: Path, cache: Path) -> tuple[str, list[str]]:
         "heavy = ('dokku_tasks.manager', 'pluggy', 'dokku_tasks.plugins')\n"
         "print('IMPORTED', sorted(m for m in sys.modules if m.startswith(heavy)))\n"
     )
+    return _run_probe(site, cache, probe)
+
+
+def _run_probe(site: Path, cache: Path, probe: str, **extra: str) -> tuple[str, list[str]]:
+    """Run ``probe`` in a fresh interpreter that sees the plugin in ``site`` and the cache in
+    ``cache``; return what it printed before its ``IMPORTED`` list, and that list."""
     env = {
         **os.environ,
         "XDG_CACHE_HOME": str(cache),
         "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
+        **extra,
     }
     env.pop("DOKKU_TASKS_DISABLE_PLUGINS", None)
     done = subprocess.run(
@@ -260,23 +267,7 @@ def _console_help(site: Path, cache: Path, columns: str = "80") -> tuple[str, li
         "    pass\n"
         "print('IMPORTED', sorted(m for m in sys.modules if m in ('click', 'dokku_tasks.cli')))\n"
     )
-    env = {
-        **os.environ,
-        "XDG_CACHE_HOME": str(cache),
-        "COLUMNS": columns,
-        "PYTHONPATH": os.pathsep.join([str(site), str(REPO)]),
-    }
-    env.pop("DOKKU_TASKS_DISABLE_PLUGINS", None)
-    done = subprocess.run(
-        [sys.executable, "-c", probe],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    text, _, imported = done.stdout.rpartition("IMPORTED ")
-    return text, json.loads(imported.replace("'", '"'))
+    return _run_probe(site, cache, probe, COLUMNS=columns)
 
 
 def test_the_second_help_is_printed_without_importing_click(tmp_path: Path) -> None:

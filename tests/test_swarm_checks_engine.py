@@ -39,17 +39,6 @@ HOME_PAGE = {
 }
 
 
-@pytest.fixture(scope="module")
-def swarm(docker_client: Any) -> Iterator[None]:
-    state = docker_client.info().get("Swarm", {}).get("LocalNodeState")
-    created = state != "active"
-    if created:
-        docker_client.swarm.init(advertise_addr="127.0.0.1")
-    yield
-    if created:
-        docker_client.swarm.leave(force=True)
-
-
 @pytest.fixture
 def web_image(build_image: Any) -> Any:
     """An image of the busybox httpd web app serving ``version N``, with ``healthchecks``."""

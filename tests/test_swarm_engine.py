@@ -12,7 +12,6 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -31,17 +30,6 @@ APP_JSON = {
     }
 }
 PROCFILE = "release: echo release-out; echo second-line\nweb: sleep 3600\n"
-
-
-@pytest.fixture(scope="module")
-def swarm(docker_client: Any) -> Iterator[None]:
-    state = docker_client.info().get("Swarm", {}).get("LocalNodeState")
-    created = state != "active"
-    if created:
-        docker_client.swarm.init(advertise_addr="127.0.0.1")
-    yield
-    if created:
-        docker_client.swarm.leave(force=True)
 
 
 @pytest.fixture
