@@ -232,6 +232,18 @@ def measure(
     return result
 
 
+#: Filled while a run deploys: the node names of the web service's running tasks.
+_NODES_USED: dict[str, set[str]] = {}
+
+
+def _record_nodes(client: Any, app: str) -> None:
+    """Note the nodes the web service's running tasks are on, after each deploy."""
+    names = {n["ID"]: n["Description"]["Hostname"] for n in client.api.nodes()}
+    for task in client.api.tasks(filters={"service": f"{app}-web"}):
+        if task["Status"]["State"] == "running" and task.get("NodeID") in names:
+            _NODES_USED.setdefault(app, set()).add(names[task["NodeID"]])
+
+
 def _logs(container: Any) -> str:
     return bytes(container.logs(stdout=True, stderr=True)).decode("utf-8", "replace")
 
@@ -307,6 +319,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         default=1.0,
         help="seconds the web process takes before it serves (default 1)",
     )
+    parser.add_argument(
+        "--registry",
+        default="",
+        metavar="HOST:PORT",
+        help="push to this registry (registry:set server), so the replicas may run on every "
+        "node of a multi-node swarm (scripts/cluster.sh up; its registry is 10.213.77.1:5000)",
+    )
     parser.add_argument("--json", type=Path, help="write the figures to this JSON file")
     args = parser.parse_args(argv)
 
@@ -343,6 +362,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             root = Path(scratch) / "state"
             root.mkdir()
             PropertyStore(root).set("checks", GLOBAL, "default-wait", str(args.default_wait))
+            if args.registry:
+                PropertyStore(root).set("registry", app, "server", args.registry)
 
             def deploy_image(image: str) -> None:
                 deploy(
@@ -350,6 +371,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     root=root,
                     output=Output(quiet=True),
                 )
+                _record_nodes(client, app)
 
             _log(f"deploying {app} once, then {args.redeploys} redeploys ...")
             result = measure(
@@ -369,6 +391,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{args.start_delay:g} s after start): {result.summary}"
     )
     print(f"requests to {result.url} every {args.interval} s")
+    nodes = sorted(_NODES_USED.get(app, set()))
+    print(f"nodes the swarm has (web tasks ran on {len(nodes)}): {', '.join(nodes) or '-'}")
     print(f"versions served, in order: {', '.join(result.versions_seen)}")
     for line in result.failure_lines:
         print(f"  failed at uptime {line}")
@@ -379,6 +403,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             "interval": args.interval,
             "healthcheck": args.healthcheck,
             "start_delay": args.start_delay,
+            "registry": args.registry,
+            "nodes": nodes,
+            "swarm_nodes": len(client.api.nodes()),
         }
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
     return 0

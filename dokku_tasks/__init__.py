@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .api import create_app, destroy_app, get_setting, list_apps, set_setting
+    from .config_store import ConfigStore
     from .errors import (
         AppNotFoundError,
         DeployRefusedError,
@@ -29,6 +30,7 @@ if TYPE_CHECKING:
         ContainerOptions,
         DeployContext,
         DeployResult,
+        EnvVar,
         Healthcheck,
         HostStep,
         ImageInfo,
@@ -52,12 +54,14 @@ __all__ = [
     "AppFile",
     "AppJson",
     "AppNotFoundError",
+    "ConfigStore",
     "ContainerOptions",
     "DeployContext",
     "DeployRefusedError",
     "DeployRequest",
     "DeployResult",
     "DokkuTasksError",
+    "EnvVar",
     "Healthcheck",
     "Hooks",
     "HostStep",
@@ -109,6 +113,7 @@ _HOMES = {
     "RunResult": "oneoff",
     "Output": "output",
     "PropertyStore": "properties",
+    "ConfigStore": "config_store",
 }
 
 

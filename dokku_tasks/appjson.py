@@ -31,7 +31,8 @@ import string
 from typing import Any, NoReturn, TypeAlias
 
 from .errors import ParseError
-from .models import HEALTHCHECK_TYPES, AppJson, Healthcheck
+from .models import HEALTHCHECK_TYPES, SECRET_GENERATOR, AppJson, EnvVar, Healthcheck
+from .options import is_env_key
 
 __all__ = [
     "GO_WHITESPACE",
@@ -151,9 +152,11 @@ def parse_app_json(data: bytes, filename: str = "app.json") -> AppJson:
 
     Reads ``scripts.dokku.predeploy``, ``scripts.dokku.postdeploy``, ``scripts.postdeploy``
     (each a string; ``null`` is absent), ``formation.<type>.quantity`` (a non-negative
-    integer; types without one are left out) and ``healthchecks.<type>`` (an array of
-    healthcheck objects, see :class:`~dokku_tasks.models.Healthcheck`).  Everything else is
-    ignored.  An empty or whitespace-only file, and a top-level ``null``, give an empty
+    integer; types without one are left out), ``healthchecks.<type>`` (an array of
+    healthcheck objects, see :class:`~dokku_tasks.models.Healthcheck`) and ``env.<KEY>`` (a
+    string or an object, see :class:`~dokku_tasks.models.EnvVar`; a key that is not a valid
+    config key, a generator other than ``secret`` and a NUL in a value are errors).  Everything
+    else is ignored.  An empty or whitespace-only file, and a top-level ``null``, give an empty
     ``AppJson()``.
 
     Raises :class:`ParseError` for a file over :data:`MAX_APP_JSON_BYTES`, invalid UTF-8, any
@@ -379,6 +382,7 @@ class _Reader:
         self.scripts: dict[str, str | None] = {}
         self.formation: dict[str, int | None] = {}
         self.healthchecks: dict[str, tuple[Healthcheck, ...]] = {}
+        self.env: dict[str, EnvVar] = {}
 
     def read(self, root: Any) -> AppJson:
         for name, value, path in self._members("top level", root, ()):
@@ -405,6 +409,12 @@ class _Reader:
                     # A map value is decoded fresh: a repeated process type replaces the earlier.
                     where = f"healthchecks.{_shown_key(process)}"
                     self.healthchecks[process] = self._healthchecks(where, entries, entries_path)
+            elif name == "ENV":
+                if value is None:
+                    self.env = {}  # a nil map, as for formation
+                for key, entry, entry_path in self._members("env", value, path, False):
+                    # A map value is decoded fresh: a repeated key replaces the earlier one.
+                    self.env[key] = self._env_var(key, entry, entry_path)
         return AppJson(
             predeploy=self.scripts.get("scripts.dokku.predeploy"),
             postdeploy=self.scripts.get("scripts.dokku.postdeploy"),
@@ -412,6 +422,7 @@ class _Reader:
             formation={name: count for name, count in self.formation.items() if count is not None},
             # null and [] give no healthchecks, as Dokku treats them: the default check runs.
             healthchecks={name: checks for name, checks in self.healthchecks.items() if checks},
+            env=self.env,
         )
 
     def _members(
@@ -468,6 +479,56 @@ class _Reader:
         if literal.isdigit():  # an integer too large for Go's int (or even for Python's int())
             return self._error(f"{where} is too large ({shown})", path)
         return self._error(f"{where} must be a non-negative integer, not {shown}", path)
+
+    # -- env -------------------------------------------------------------------------------
+
+    def _env_var(self, key: str, value: Any, path: _Path) -> EnvVar:
+        """One entry of ``env``: a string (its value), or an object, as Dokku's ``EnvVarValue``.
+
+        ``null`` is an entry with no value (Go calls the type's decoder with it, which leaves
+        the value empty), so it is required.  In the object form ``null`` leaves a field as it
+        was, except ``required``, a Go ``*bool``, which goes back to its default (true).
+        """
+        where = f"env.{_shown_key(key)}"
+        if not is_env_key(key):
+            # Dokku would fail later, when config:set refuses the key.
+            raise self._error(
+                f"{where} is not a valid config key: it must match [A-Za-z_][A-Za-z0-9_]*", path
+            )
+        if value is None:
+            return EnvVar()
+        if isinstance(value, str):
+            return EnvVar(value=self._word(where, value, path))
+        if not isinstance(value, _Object):
+            raise self._error(f"{where} must be a string or an object, not {_kind(value)}", path)
+        fields: dict[str, Any] = {}
+        for name, item, item_path in self._members(where, value, path):
+            field = _ENV_FIELDS.get(name)
+            if field is None:
+                continue  # unknown fields are ignored, as Go does
+            at = f"{where}.{field}"
+            if item is None:
+                if field == "required":
+                    fields.pop("required", None)
+                continue
+            if field in ("required", "sync"):
+                fields[field] = self._flag(at, item, item_path)
+            elif field == "value":
+                fields[field] = self._word(at, item, item_path)
+            else:
+                fields[field] = self._string(at, item, item_path)
+            if field == "generator" and item not in ("", SECRET_GENERATOR):
+                # Go would take any string and then generate nothing.
+                raise self._error(
+                    f"{at} must be {SECRET_GENERATOR!r}, not {_shown(item)}", item_path
+                )
+        return EnvVar(
+            value=fields.get("value", ""),
+            required=fields.get("required", True),
+            generator=fields.get("generator", ""),
+            sync=fields.get("sync", False),
+            description=fields.get("description", ""),
+        )
 
     # -- healthchecks ---------------------------------------------------------------------
 
@@ -619,6 +680,15 @@ class _Reader:
                 pos = _skip_space(text, end)  # at the ',' or the closing bracket
         return start, end
 
+
+#: An ``env`` entry's JSON fields, folded as Go matches them, and the names errors use.
+_ENV_FIELDS = {
+    "VALUE": "value",
+    "REQUIRED": "required",
+    "GENERATOR": "generator",
+    "SYNC": "sync",
+    "DESCRIPTION": "description",
+}
 
 #: A healthcheck's JSON fields, folded as Go matches them: the name errors use, and the reader.
 _HEALTHCHECK_FIELDS: dict[str, tuple[str, Any]] = {

@@ -312,6 +312,52 @@ class Engine:
         finally:
             self.remove_later(container_id)
 
+    def read_image_files_in_place(
+        self,
+        image: str,
+        base: str,
+        paths: Sequence[str],
+        limit: int | None = None,
+    ) -> dict[str, ImageFile]:
+        """Read files like :meth:`read_image_files`, but from the image's layers on this host,
+        without a container: no write on the engine at all (``deploy --plan``).
+
+        Gives the same :class:`ImageFile` (content, ``missing``, ``other``, resolved path) and
+        the same errors as :meth:`read_image_files` for every path: the layers are merged as
+        the overlay mount of a container merges them, whiteouts and opaque directories
+        included, with the container's init layer on top, and symlinks are resolved in the
+        image's scope the way the engine does (:mod:`dokku_tasks.imagefs`).
+
+        Works where the engine stores the image with the ``overlay2`` driver in directories
+        this process can read as root.  Every layer directory is checked against the engine's
+        layer store (``image/overlay2/layerdb``: the chain id of the image's layers up to it
+        names that directory), so a directory of another image, or of another host's engine
+        that happens to share a path, is never read.
+
+        :raises LayersUnreadableError: the layers cannot be read here; ``reason`` says why.
+        :raises FileTooLargeError: a file is over ``limit``.
+        :raises EngineError: where :meth:`read_image_files` would fail the read.
+        """
+        from . import imagefs
+        from .locate import MAX_IMAGE_FILE_BYTES
+
+        try:
+            data = self._api.inspect_image(image)  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            raise SourceError(f"Image {image} does not exist") from None
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Cannot inspect image {image}: {_why(exc)}") from exc
+        layers = _layer_directories(data)
+        view = imagefs.MergedView([imagefs.INIT_LAYER, *map(imagefs.DirectoryLayer, layers)])
+        workdir = (data.get("Config") or {}).get("WorkingDir") or ""
+        with _layer_errors():
+            imagefs.check_workdir(view, workdir)
+            if not paths:
+                return {}
+            return imagefs.read_files(
+                view, base, paths, MAX_IMAGE_FILE_BYTES if limit is None else limit
+            )
+
     def _read_under(
         self, container_id: str, base: str, relative: str, limit: int | None
     ) -> ImageFile:
@@ -683,6 +729,67 @@ class Engine:
                     self._api.remove_image(image_id, force=True)
                     removed.add(image_id)
         return len(removed)
+
+
+def _layer_directories(data: Mapping[str, Any]) -> list[str]:
+    """The overlay2 directories of an inspected image's layers, the top layer first, each
+    checked against the engine's layer store.
+
+    :raises LayersUnreadableError: the engine does not use overlay2, this process is not root,
+        or the directories are not this image's layers on this host.
+    """
+    import hashlib
+
+    from .errors import LayersUnreadableError
+
+    driver = data.get("GraphDriver") or {}
+    name = driver.get("Name") or "unknown"
+    if name != "overlay2":
+        raise LayersUnreadableError(
+            f"the engine stores images with the {name} driver (only overlay2 is read in place)"
+        )
+    if os.geteuid() != 0:
+        raise LayersUnreadableError("reading the engine's layers needs root")
+    details = driver.get("Data") or {}
+    upper = str(details.get("UpperDir") or "")
+    lower = [path for path in str(details.get("LowerDir") or "").split(":") if path]
+    directories = [upper, *lower] if upper else lower
+    diff_ids = [str(layer) for layer in (data.get("RootFS") or {}).get("Layers") or ()]
+    if not directories or len(directories) != len(diff_ids):
+        raise LayersUnreadableError("the engine does not list the image's layer directories")
+    # DATA_ROOT/overlay2/CACHE_ID/diff; the layer store is DATA_ROOT/image/overlay2/layerdb.
+    store = Path(upper or lower[0]).parent.parent.parent / "image" / "overlay2" / "layerdb"
+    chain = ""
+    for diff_id, directory in zip(diff_ids, reversed(directories), strict=True):
+        chain = (
+            diff_id
+            if not chain
+            else "sha256:" + hashlib.sha256(f"{chain} {diff_id}".encode()).hexdigest()
+        )
+        algorithm, _, digest = chain.partition(":")
+        try:
+            cache_id = (store / algorithm / digest / "cache-id").read_text().strip()
+        except OSError:
+            cache_id = ""
+        path = Path(directory)
+        if not cache_id or path.name != "diff" or path.parent.name != cache_id or not path.is_dir():
+            raise LayersUnreadableError(
+                "the image's layers are not on this host (a remote engine, or one in another "
+                "mount namespace)"
+            )
+    return directories
+
+
+@contextlib.contextmanager
+def _layer_errors() -> Iterator[None]:
+    """A layer that cannot be read (removed meanwhile, a permission) cannot be told apart
+    from what the container read would see: say the layers are unreadable."""
+    from .errors import LayersUnreadableError
+
+    try:
+        yield
+    except OSError as exc:
+        raise LayersUnreadableError(f"{exc.filename or 'a layer'}: {exc.strerror or exc}") from exc
 
 
 def _is_read_timeout(exc: requests.exceptions.RequestException) -> bool:

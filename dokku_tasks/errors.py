@@ -74,6 +74,11 @@ class PropertyError(DokkuTasksError):
     """An unknown property, or a property file that cannot be read or written."""
 
 
+class ConfigError(DokkuTasksError):
+    """A config key or value that cannot be stored (a bad key, a NUL, a value over the limit),
+    or a config file that cannot be read or written.  Nothing is stored when it is raised."""
+
+
 class ParseError(DokkuTasksError):
     """app.json or a Procfile that does not parse.
 
@@ -104,6 +109,15 @@ class EngineError(DokkuTasksError):
 
 class BuildError(EngineError):
     """``docker build`` of the app's Dockerfile failed."""
+
+
+class LayersUnreadableError(EngineError):
+    """An image's layers cannot be read in place, without a container: a remote engine, a
+    storage driver other than overlay2, or not root.  ``reason`` says which, in words."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"Cannot read the image's layers on this host: {reason}")
+        self.reason = reason
 
 
 class CommandError(DokkuTasksError):
@@ -221,7 +235,8 @@ class FileTooLargeError(ParseError):
 
 
 class DeployRefusedError(DokkuTasksError):
-    """A plugin refused the deploy before anything was built (raised in ``deploy_started``).
+    """A plugin refused the deploy: in ``deploy_started``, before anything was built, or in
+    ``config_values``, before any task ran (app.json ``env`` without a required value).
 
     Not a failure of the plugin: the line says who refused and why.  The core fills in
     :attr:`plugin_name`.

@@ -131,6 +131,10 @@ class ProcessesScheduled:
     scheduler: str
     image: str
     containers: tuple[str, ...]
+    #: The registry reference (with digest) the image was pushed as; "" when not pushed.
+    reference: str = ""
+    #: For each of ``containers``, the nodes it runs on, comma-separated ("" on one host).
+    nodes: tuple[str, ...] = ()
 
 
 @attrs.frozen

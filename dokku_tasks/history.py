@@ -18,7 +18,8 @@ to different directories.
 
 Recording never changes a deploy's outcome: when the state root cannot take a write (full,
 read-only), one warning line says that the history of this deploy is incomplete, and the
-deploy goes on.
+deploy goes on.  A new record keeps :data:`RECORD_RESERVE` bytes of room (trailing spaces), so
+that on a disk that filled up during the deploy its outcome is still written, in place.
 """
 
 from __future__ import annotations
@@ -116,16 +117,45 @@ def _ids(root: Path, app: str) -> list[int]:
     return sorted(int(m[1]) for name in names if (m := _RECORD.fullmatch(name)))
 
 
-def _write_record(root: Path, record: DeployRecord) -> None:
+#: Room a new record keeps after its JSON (trailing spaces, which JSON ignores), so that its
+#: outcome can still be written over it in place when the disk is full (:func:`_write_record`).
+RECORD_RESERVE = 2048
+
+
+def _write_record(root: Path, record: DeployRecord, reserve: int = 0) -> None:
+    """Write the record atomically (a temporary file renamed over it).
+
+    When that fails (no space for the temporary file) and the record's file already holds
+    enough room (the :data:`RECORD_RESERVE` a new record keeps), the record is written over
+    it in place: overwriting bytes the file already has needs no new space.
+    """
     path = record_path(root, record.app, record.id)
+    text = json.dumps(record.to_json())
     temporary = path.with_name(f".{path.name}.{os.getpid()}")
     try:
-        temporary.write_text(json.dumps(record.to_json()), encoding="utf-8")
+        temporary.write_text(text + " " * reserve, encoding="utf-8")
         os.replace(temporary, path)
     except OSError:
         with contextlib.suppress(OSError):
             temporary.unlink()
-        raise
+        if not _write_in_place(path, text.encode("utf-8")):
+            raise
+
+
+def _write_in_place(path: Path, data: bytes) -> bool:
+    """Overwrite ``path`` with ``data`` padded with spaces to its size; ``False`` when it is
+    not there or too small."""
+    try:
+        with open(path, "r+b") as handle:
+            size = os.fstat(handle.fileno()).st_size
+            if len(data) > size:
+                return False
+            handle.write(data + b" " * (size - len(data)))
+            handle.flush()
+            os.fsync(handle.fileno())
+    except OSError:
+        return False
+    return True
 
 
 @attrs.define
@@ -267,7 +297,7 @@ def _start(
         request=request,
         pid=os.getpid(),
     )
-    _write_record(root, record)
+    _write_record(root, record, reserve=RECORD_RESERVE)
     return Recorder(root=root, app=app, deploy_id=deploy_id, record=record, warn=warn)
 
 

@@ -10,7 +10,7 @@ at a time, which is how each task they return is stamped with its plugin.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import CodeType
 from typing import TYPE_CHECKING, Any
 
@@ -162,6 +162,35 @@ class Hooks:
                     )
                 files[file.name] = file
         return list(files.values())
+
+    def config_values(self, *, app: str, context: DeployContext) -> dict[str, str]:
+        """Every plugin's config values for ``app``, laid over each other in call order.
+
+        :raises PluginError: a plugin returned something else than a mapping of valid keys to
+            strings without a NUL (the value is never shown).
+        """
+        from .options import is_env_key
+
+        values: dict[str, str] = {}
+        for plugin, result in self._each("config_values", app=app, context=context):
+            if result is None:
+                continue
+            if not isinstance(result, Mapping):
+                raise PluginError(
+                    plugin,
+                    f"returned {type(result).__name__}; expected a mapping of config values "
+                    "or None",
+                    "config_values",
+                )
+            for key, value in result.items():
+                if not isinstance(key, str) or not is_env_key(key):
+                    raise PluginError(plugin, f"returned the invalid key {key!r}", "config_values")
+                if not isinstance(value, str) or "\x00" in value:
+                    raise PluginError(
+                        plugin, f"returned an invalid value for {key}", "config_values"
+                    )
+                values[key] = value
+        return values
 
     def container_options(
         self, *, app: str, context: DeployContext, phase: str

@@ -8,7 +8,7 @@ names the plugin (:class:`dokku_tasks.errors.PluginError`).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING
 
 import pluggy
@@ -149,6 +149,28 @@ def app_files(app: str, properties: PropertyStore) -> Sequence[AppFile] | None:
     :param app: the app's name.
     :param properties: the app's properties (where a path setting such as ``appjson-path`` is).
     :return: the plugin's files, or ``None``.  Two plugins naming the same file is an error.
+    """
+
+
+@hookspec
+def config_values(app: str, context: DeployContext) -> Mapping[str, str] | None:
+    """Called once per deploy, when the image is ready and the app's files are read, before the
+    predeploy phase (and once per ``run``), for the app's config values.
+
+    The built-in ``config`` plugin returns the values stored with ``config:set`` (the global
+    ones with the app's laid over them).  An implementation may change what is stored first,
+    as a host-side step: the ``app-json`` plugin (``tryfirst``) applies app.json ``env`` here,
+    where Dokku's pre-release-builder does.
+
+    :param app: the app's name.
+    :param context: the deploy so far; ``context.env`` holds only the values given for this
+        deploy (``-e``, ``--env-file``, ``DeployRequest.env``), ``context.app_json`` the app's
+        app.json (``None`` in a ``run``), ``context.first_deploy`` whether the app's first
+        deploy is still to finish.
+    :return: config values (valid keys, no NUL), or ``None``.  Results are laid over each
+        other in call order (a later one wins), and the deploy's own values over all of them.
+        They reach every task and process container, as ``-e`` values do, and never an image.
+        Raise :class:`~dokku_tasks.errors.DeployRefusedError` to refuse the deploy (one line).
     """
 
 

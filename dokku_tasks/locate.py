@@ -10,7 +10,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from .appjson import MAX_APP_JSON_BYTES
-from .errors import FileTooLargeError, SourceError
+from .errors import FileTooLargeError, PropertyError, SourceError
 from .procfile import MAX_PROCFILE_BYTES
 
 PROCFILE = "Procfile"
@@ -32,6 +32,26 @@ def clean_relative(path: str, what: str = "appjson-path") -> str:
     if normal == ".." or normal.startswith("../"):
         raise SourceError(f"The {what} {path!r} leaves the base directory")
     return normal
+
+
+def check_path_setting(value: str, setting: str) -> str:
+    """``value`` if it may be stored as the path property ``setting`` (``appjson-path``,
+    ``procfile-path``): once its leading and trailing ``/`` are stripped, as a deploy strips
+    them, it names a file and stays inside its base directory.  Stored as given, so a report
+    shows what was set.
+
+    :raises PropertyError: ``Invalid SETTING 'VALUE': ...``, one line.
+    """
+    relative = value.strip("/")
+    if "\x00" in value or not relative.strip():
+        raise PropertyError(f"Invalid {setting} {value!r}: it must name a file")
+    normal = posixpath.normpath(relative)
+    if normal == ".." or normal.startswith("../"):
+        raise PropertyError(
+            f"Invalid {setting} {value!r}: it must stay inside the source tree "
+            "(or the image's WORKDIR)"
+        )
+    return value
 
 
 def read_limited(path: Path, limit: int, filename: str, shown: object = None) -> bytes:

@@ -31,6 +31,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
     ("checks", "dokku_tasks.plugins.checks"),
     ("ps", "dokku_tasks.plugins.ps"),
     ("deploys", "dokku_tasks.plugins.deploys"),
+    ("config", "dokku_tasks.plugins.config"),
 )
 
 #: The hooks called one implementation at a time (see hooks.Hooks), so that each task, each
@@ -38,6 +39,7 @@ BUILTIN_PLUGINS: tuple[tuple[str, str], ...] = (
 PHASE_HOOKS = (
     "deploy_started",
     "app_files",
+    "config_values",
     "plan_tasks",
     "pre_deploy",
     "release",

@@ -58,6 +58,31 @@ def _healthcheck_lists(
     return {process_type: tuple(checks) for process_type, checks in value.items()}
 
 
+def _env_vars(value: Mapping[str, EnvVar]) -> Mapping[str, EnvVar]:
+    return dict(value)
+
+
+#: The one ``generator`` app.json ``env`` knows: a random value, made once.
+SECRET_GENERATOR = "secret"
+
+
+@attrs.frozen
+class EnvVar:
+    """One entry of app.json ``env``, as Dokku reads it.
+
+    ``"KEY": "value"`` gives ``value`` only; the object form may also give ``required``
+    (``True`` unless it says ``false``, as Heroku's spec has it), ``generator`` (``"secret"``:
+    a random value of 64 hex digits), ``sync`` (set again on every deploy, not only the first)
+    and a ``description``.
+    """
+
+    value: str = ""
+    required: bool = True
+    generator: str = ""
+    sync: bool = False
+    description: str = ""
+
+
 @attrs.frozen
 class AppJson:
     """The parts of app.json that deployment tasks use.
@@ -65,7 +90,8 @@ class AppJson:
     ``predeploy`` and ``postdeploy`` are ``scripts.dokku.*``; ``heroku_postdeploy`` is Heroku's
     once-only ``scripts.postdeploy``.  ``formation`` maps a process type to its ``quantity``.
     ``healthchecks`` maps a process type to its ``healthchecks`` entries (:class:`Healthcheck`),
-    in the order written; a type with none is left out.
+    in the order written; a type with none is left out.  ``env`` maps a config key to its
+    :class:`EnvVar`.
     """
 
     predeploy: str | None = None
@@ -75,6 +101,7 @@ class AppJson:
     healthchecks: Mapping[str, tuple[Healthcheck, ...]] = attrs.field(
         factory=dict, converter=_healthcheck_lists
     )
+    env: Mapping[str, EnvVar] = attrs.field(factory=dict, converter=_env_vars)
 
     def script(self, phase: str) -> str | None:
         """The command app.json gives for ``phase`` (``None`` when it gives none)."""

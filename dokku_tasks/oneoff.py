@@ -149,8 +149,9 @@ def run(
     error: its status is in the result.
 
     :param root: the state root.
-    :param env: config values for the command, given as a task gets them (an env file, never
-        the container's configuration).
+    :param env: config values for the command, laid over the app's stored config (hook
+        ``config_values``); they reach it as a task gets them (an env file, never the
+        container's configuration).
     :param mounts: bind mounts; :param network: the container's network.
     :param task_timeout: seconds before the command is killed; ``None``: the app's
         ``scheduler`` ``task-timeout`` property (none unless set).
@@ -341,7 +342,7 @@ class _Run:
         if self.engine.image_id(ref) is None:
             raise NotDeployedError(app)
         image = self.engine.image(ref)
-        context = DeployContext(
+        given = DeployContext(
             app=app,
             image=image.id,
             properties=self.store,
@@ -349,6 +350,9 @@ class _Run:
             shell=request.shell,
             output=self.state.output,
         )
+        # The app's stored config, with the values given for this run laid over it.
+        stored = self.plugins.config_values(app=app, context=given)
+        context = attrs.evolve(given, env={**stored, **request.env})
         task = Task(phase=RUN_PHASE, command=request.command, source=RUN_PHASE)
         argv = self.plugins.task_argv(app=app, task=task, image=image, context=context)
         if argv is None:
@@ -356,7 +360,7 @@ class _Run:
                 "No plugin turned the run command into a container command "
                 "(is the entrypoint plugin disabled?)"
             )
-        options = ContainerOptions(env=request.env, mounts=request.mounts, network=request.network)
+        options = ContainerOptions(env=context.env, mounts=request.mounts, network=request.network)
         for extra in self.plugins.container_options(app=app, context=context, phase=RUN_PHASE):
             options = options.merged(extra)
         spec = TaskSpec(

@@ -123,22 +123,23 @@ def _parse_env_line(line: str) -> tuple[str, str] | str:
 
 def _double_quoted(rest: str) -> tuple[str, str] | None:
     """The unescaped value of ``"..."`` at the start of ``rest`` and the text after it."""
-    out: list[str] = []
-    index = 1
-    while index < len(rest):
-        char = rest[index]
-        if char == '"':
-            return "".join(out), rest[index + 1 :]
-        if char == "\\" and index + 1 < len(rest):
-            following = rest[index + 1]
-            escaped = {"\\": "\\", '"': '"', "n": "\n"}.get(following)
-            if escaped is not None:
-                out.append(escaped)
-                index += 2
-                continue
-        out.append(char)
-        index += 1
-    return None
+    # One regular expression rather than a loop over characters: a stored config value may be
+    # a megabyte long.  A backslash and the character after it are taken together, so an
+    # escaped quote never ends the value; only \\, \" and \n are escapes, any other
+    # backslash stays as it is.
+    match = _DOUBLE_QUOTED.match(rest)
+    if match is None:
+        return None
+    return _ESCAPE.sub(_unescape, match.group(1)), rest[match.end() :]
+
+
+_DOUBLE_QUOTED = re.compile(r'"((?:[^"\\]|\\.)*)"', re.DOTALL)
+_ESCAPE = re.compile(r'\\(["\\n])')
+_ESCAPED = {"\\": "\\", '"': '"', "n": "\n"}
+
+
+def _unescape(match: re.Match[str]) -> str:
+    return _ESCAPED[match.group(1)]
 
 
 def quote_env_value(value: str) -> str:

@@ -88,7 +88,8 @@ class DeployRequest:
 
     ``source`` alone builds ``source/Dockerfile``; ``image`` alone deploys that image, reading
     app.json and the Procfile from its WORKDIR; both deploy the image with the files from the
-    source tree.  ``env`` (config values) reach every task and process but never an image.
+    source tree.  ``env`` (config values for this deploy, laid over the app's stored config,
+    hook ``config_values``) reach every task and process but never an image.
     ``task_timeout`` and ``scheduler`` of ``None`` fall back to the app's properties.
     """
 
@@ -608,7 +609,7 @@ class _Deploy:
             image = self._image()
             files = self._read_files(app_files, image)
         first_deploy = self.store.get("common", self.app, "deployed") != "true"
-        base = DeployContext(
+        given = DeployContext(
             app=self.app,
             image=image.id,
             properties=self.store,
@@ -621,6 +622,9 @@ class _Deploy:
             shell=shell,
             output=self.output,
         )
+        # The app's config (config:set, app.json env): the deploy's own values win.
+        stored = self.plugins.config_values(app=self.app, context=given)
+        base = attrs.evolve(given, env={**stored, **self.request.env})
         runner = _PhaseRunner(self, base, scheduler, local, timeout)
 
         image = runner.phase("pre_deploy", PREDEPLOY, image)
@@ -643,14 +647,20 @@ class _Deploy:
         )
         from .events import ProcessesScheduled
 
-        self.output.emit(ProcessesScheduled(scheduler.name, image.id, self.containers))
+        reference = scheduler.image_reference(image)
+        nodes = tuple(", ".join(n) for n in scheduler.nodes_of(self.containers))
+        self.output.emit(
+            ProcessesScheduled(scheduler.name, image.id, self.containers, reference, nodes)
+        )
         repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
         if self.deployed_image is not None and self.deployed_image != image.id:
             self.engine.tag(self.deployed_image, repository, PREVIOUS_TAG)
         self.engine.tag(image.id, repository, DEPLOYED_TAG)
         self.deployed_image = image.id
-        for name in self.containers:
-            self.output.info(f"Running {name}")
+        if reference:
+            self.output.info(f"Image pushed as {reference}")
+        for name, on in zip(self.containers, nodes, strict=True):
+            self.output.info(f"Running {name} on {on}" if on else f"Running {name}")
 
         runner.phase("post_deploy", POSTDEPLOY, image)
         # Only a deploy that got through postdeploy ends the app's "first deploy": a failed
@@ -794,7 +804,8 @@ class _PhaseRunner:
 
     def options(self, context: DeployContext, phase: str) -> ContainerOptions:
         request = self.deploy.request
-        merged = ContainerOptions(env=request.env, mounts=request.mounts, network=request.network)
+        # context.env: the stored config with the deploy's own values laid over it.
+        merged = ContainerOptions(env=context.env, mounts=request.mounts, network=request.network)
         for extra in self.deploy.plugins.container_options(
             app=self.deploy.app, context=context, phase=phase
         ):

@@ -2,11 +2,14 @@
 
 A plan takes no lock, writes no state and no history, and makes no change on the engine: it
 only inspects images.  It never calls a phase hook (their host-side steps are ordinary Python);
-plugins say what their phase hooks would return through ``plan_tasks``.  What a plan cannot
-know without changing something it says so: the image a ``--source`` deploy builds does not
-exist yet (so the ENTRYPOINT rule is applied at deploy time), and app.json and the Procfile of
-an ``--image`` deploy are read out of the image through a container, which a plan does not
-create.
+plugins say what their phase hooks would return through ``plan_tasks``.  The files of an
+``--image`` deploy (app.json, the Procfile), which the deploy reads through a container that
+never starts, a plan reads from the image's layers on this host, with the same result
+(:meth:`~dokku_tasks.engine.Engine.read_image_files_in_place`).  What a plan cannot know without
+changing something it says so: the image a ``--source`` deploy builds does not exist yet (so the
+ENTRYPOINT rule is applied at deploy time), and where the layers cannot be read here (a remote
+engine, a storage driver other than overlay2, not root) the files and the tasks they declare
+are named as not resolved.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from .models import (
     PREDEPLOY,
     PROCFILE_FILE,
     RELEASE,
+    AppFile,
     AppJson,
     DeployContext,
     ImageInfo,
@@ -86,9 +90,11 @@ class Plan:
     phases: tuple[PlannedPhase, ...]
     processes: tuple[PlannedProcess, ...]
     notes: tuple[str, ...] = ()
-    #: False for an ``--image`` deploy: its files (and the tasks they give) are read at deploy
-    #: time.
+    #: False when the files (and the tasks and processes they give) could not be read: an
+    #: ``--image`` deploy whose layers are not readable on this host.
     files_read: bool = True
+    #: The facts not resolved, each with why (empty when everything was).
+    unresolved: tuple[str, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         return {"event": "plan", **attrs.asdict(self)}
@@ -126,6 +132,8 @@ class Plan:
             for plugin in phase.unplanned:
                 rows.append(("info", f"plugin {plugin}: its tasks are known only when it runs"))
         rows.append(("step", "Processes"))
+        if not self.files_read:
+            rows.append(("info", "known only at deploy time, from the files read then"))
         for process in self.processes:
             argv = " ".join(process.argv) if process.argv is not None else "the image's CMD"
             rows.append(
@@ -135,6 +143,7 @@ class Plan:
                 )
             )
         rows += [("step", note) for note in self.notes]
+        rows += [("step", f"Not resolved: {fact}") for fact in self.unresolved]
         return rows
 
 
@@ -200,8 +209,10 @@ class _Planner:
             shown = f"built from {request.source}/Dockerfile at deploy time"
         files: dict[str, str] = {}
         parsed: dict[str, object] = {}
-        for file in self.plugins.app_files(app=self.app, properties=self.store):
-            if request.source is not None:
+        unresolved: list[str] = []
+        app_files = self.plugins.app_files(app=self.app, properties=self.store)
+        if request.source is not None:
+            for file in app_files:
                 data = locate.read_source_file(
                     request.source,
                     file.path,
@@ -214,10 +225,15 @@ class _Planner:
                 else:
                     parsed[file.name] = file.parse(data)
                     files[file.name] = f"{request.source}/{file.path}"
-            else:
-                files[file.name] = (
-                    f"read from {file.path} under the image's WORKDIR at deploy time "
-                    "(a plan creates no container to read it)"
+        else:
+            assert image is not None  # no source tree: the files come from the image
+            reason = self._read_from_image(image, app_files, files, parsed)
+            if reason is not None:
+                names = ", ".join(file.name for file in app_files)
+                unresolved.append(
+                    f"{names} (the image's layers cannot be read on this host: {reason}): the "
+                    "tasks they declare, the process types and their checks are known only at "
+                    "deploy time (give --source too to plan them)"
                 )
         app_json = parsed.get(APP_JSON_FILE)
         procfile = parsed.get(PROCFILE_FILE)
@@ -251,10 +267,61 @@ class _Planner:
             first_deploy=first_deploy,
             files=files,
             phases=tuple(phases),
-            processes=self._processes(context, image),
+            processes=() if unresolved else self._processes(context, image),
             notes=tuple(notes),
-            files_read=request.source is not None,
+            files_read=not unresolved,
+            unresolved=tuple(unresolved),
         )
+
+    def _read_from_image(
+        self,
+        image: ImageInfo,
+        app_files: list[AppFile],
+        files: dict[str, str],
+        parsed: dict[str, object],
+    ) -> str | None:
+        """Read and parse the files from the image's layers, as the deploy reads them through
+        a container (same paths, limits, errors); fill ``files`` and ``parsed``.  Return why
+        they could not be read here, or ``None``."""
+        from . import locate
+        from .errors import LayersUnreadableError
+
+        if not app_files:
+            return None
+        wanted = {locate.clean_relative(file.path, file.setting) for file in app_files}
+        try:
+            read = self.engine.read_image_files_in_place(
+                image.id,
+                image.workdir,
+                sorted(wanted),
+                limit=max(file.max_bytes for file in app_files),
+            )
+        except LayersUnreadableError as exc:
+            for file in app_files:
+                files[file.name] = (
+                    f"not read: read from {file.path} under the image's WORKDIR at deploy time"
+                )
+            return exc.reason
+
+        def reader(path: str) -> tuple[str, bytes, str]:
+            return read[path].kind, read[path].data, read[path].resolved
+
+        for file in app_files:
+            data = locate.read_image_file(
+                image.workdir,
+                file.path,
+                reader,
+                file.setting,
+                limit=file.max_bytes,
+                filename=file.name,
+            )
+            where = read[locate.clean_relative(file.path, file.setting)].resolved
+            if data is None:
+                files[file.name] = f"none at {where} in the image"
+            else:
+                parsed[file.name] = file.parse(data)
+                files[file.name] = f"{where} in the image"
+        return None
 
     def _phase(
         self, hook: str, phase: str, context: DeployContext, image: ImageInfo | None

@@ -4,7 +4,9 @@ As Heroku's ``releases:retry`` does for the release phase: no rebuild and no sec
 commit.  The retry is a deploy of the failed deploy's newest image (``dokku/APP:failed``, the
 predeploy commit or the build) with every phase before the failed one skipped, and the failed
 deploy's source tree (for app.json and the Procfile, when it is still there), mounts, network,
-task timeout and scheduler.  Config values are never recorded: give them again (``-e``).
+task timeout and scheduler.  The app's stored config (``config:set``) applies as to any deploy,
+as it stands when the retry starts; values given with ``-e`` are never recorded: give them
+again.
 
 Only the app's newest deploy can be retried, and only when it failed in a phase: a later deploy
 has moved the tags a retry would need.

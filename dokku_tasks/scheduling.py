@@ -196,6 +196,22 @@ class Scheduler(Protocol):
         """
         ...
 
+    def image_reference(self, image: ImageInfo) -> str:
+        """The registry reference ``image`` was pushed as for other nodes to run it, with its
+        digest (``REGISTRY/REPO:TAG@sha256:...``); ``""`` when it was not pushed.
+
+        Called after :meth:`deploy_processes`; the deploy records and prints it.
+        """
+        ...
+
+    def nodes_of(self, names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+        """For each of ``names`` (what :meth:`deploy_processes` returned), the names of the
+        nodes it runs on; ``()`` each where the scheduler has one host.
+
+        Called after :meth:`deploy_processes`; the deploy records and prints them.
+        """
+        ...
+
 
 class SchedulerFactory(Protocol):
     """Makes a :class:`Scheduler` for one deploy of ``app`` (registered by a plugin).

@@ -16,6 +16,8 @@ case "$VENV" in
 esac
 export PATH="$VENV/bin:$PATH"
 export PIP_DISABLE_PIP_VERSION_CHECK=1
+# pytest-xdist workers for the main suite (DOKKU_TASKS_TEST_WORKERS; 1 = no parallelism).
+PYTEST_WORKERS="${DOKKU_TASKS_TEST_WORKERS:-6}"
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() {
@@ -32,10 +34,28 @@ ruff format --check . || fail "ruff format --check (run: $VENV/bin/ruff format .
 step "mypy"
 mypy || fail "mypy"
 
-step "pytest (under coverage)"
+# The cluster tests bring up scripts/cluster.sh's multi-node swarm themselves (tests/cluster.py)
+# and take it down at the end; should pytest die first, this takes down what they left.  A
+# cluster that was up before this script started is left alone.
+if [ -f /var/lib/dokku-tasks-cluster/made ]; then
+    cluster_was_up=1
+else
+    cluster_was_up=0
+fi
+cluster_down_if_left() {
+    if [ "$cluster_was_up" = 0 ] && [ -f /var/lib/dokku-tasks-cluster/made ]; then
+        printf '\ntest.sh: taking down the cluster the tests left\n' >&2
+        bash scripts/cluster.sh down || true
+    fi
+}
+trap cluster_down_if_left EXIT
+
+step "pytest (under coverage, $PYTEST_WORKERS workers)"
 rm -f .coverage .coverage.*
 rc=0
-coverage run -m pytest "$@" || rc=$?
+# Most engine tests wait on the engine, not the CPU: several pytest-xdist workers overlap
+# those waits.  Tests that share the main engine's swarm stay on one worker (tests/conftest.py).
+python -m pytest -n "$PYTEST_WORKERS" --dist loadgroup --cov --cov-report= "$@" || rc=$?
 case "$rc" in
 0) ;;
 5) fail "pytest collected no tests" ;;

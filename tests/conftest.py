@@ -18,6 +18,9 @@ from hypothesis import settings
 if TYPE_CHECKING:
     from tests.deploys import LiveDeploy
 
+# The multi-node swarm's fixtures (tests/cluster.py), for the tests marked ``cluster``.
+from tests.cluster import cluster, healthy_cluster  # noqa: F401
+
 # CI runs the property tests with a fixed seed, so a run is repeatable; locally each run
 # explores new examples.
 settings.register_profile("ci", derandomize=True)
@@ -28,6 +31,18 @@ if os.environ.get("CI"):
 # extra frames, so the JSONC nesting-limit tests need a deeper stack than a plain run.
 if "mutmut" in sys.modules:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
+
+#: Markers whose tests share one engine-wide resource (the main engine's swarm membership):
+#: under pytest-xdist (scripts/test.sh runs ``-n auto --dist loadgroup``) they all go to one
+#: worker, in order, so one module's swarm fixture never leaves a swarm another module uses.
+SERIAL_MARKERS = ("swarm", "cluster")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if any(item.get_closest_marker(name) for name in SERIAL_MARKERS):
+            item.add_marker(pytest.mark.xdist_group("swarm"))
+
 
 BASE_IMAGE = "dokku-tasks/busybox:latest"
 TINI_IMAGE = "dokku-tasks/busybox-tini:latest"
@@ -112,8 +127,11 @@ def remove_app_resources(client: Any, app: str) -> None:
             with contextlib.suppress(docker.errors.NotFound):
                 service.remove()
 
-    for container in client.containers.list(all=True, filters={"label": f"{APP_LABEL}={app}"}):
-        with contextlib.suppress(docker.errors.NotFound):
+    for container in client.containers.list(
+        all=True, sparse=True, filters={"label": f"{APP_LABEL}={app}"}
+    ):
+        # A container the app's retirer is removing at this moment: "already in progress".
+        with contextlib.suppress(docker.errors.APIError):
             container.remove(force=True, v=True)
     for _ in range(3):  # committed images depend on built ones: remove children first
         images = client.images.list(filters={"label": f"{APP_LABEL}={app}"})

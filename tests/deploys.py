@@ -156,6 +156,22 @@ class LiveDeploy:
     def signal(self, signum: int) -> None:
         os.kill(self.proc.pid, signum)
 
+    def wait_for_handler(self, signum: int, timeout: float = 60) -> None:
+        """Wait until the child catches ``signum`` (its handler is installed: the CLI has
+        started), read from ``SigCgt`` in ``/proc/PID/status``; a loaded machine can take
+        seconds to start Python."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                status = Path(f"/proc/{self.proc.pid}/status").read_text()
+            except OSError:
+                break
+            caught = next(line for line in status.splitlines() if line.startswith("SigCgt:"))
+            if int(caught.split()[1], 16) & (1 << (signum - 1)):
+                return
+            time.sleep(0.05)
+        pytest.fail(f"the child never caught signal {signum}; stderr={self.stderr}")
+
     def stop(self) -> None:
         """Kill the child if a failed assertion left it running."""
         if self.proc.poll() is None:

@@ -194,7 +194,7 @@ def test_null_is_absent(text: str) -> None:
 
 def test_unknown_keys_are_ignored_whatever_their_type() -> None:
     app = parse(
-        '{"name": "x", "env": {"A": {"required": true}}, "cron": 5, "addons": [],'
+        '{"name": "x", "cron": 5, "addons": [], "buildpacks": {},'
         ' "scripts": {"dokku": {"predeploy": "a", "prebuild": 7}, "test": []},'
         ' "formation": {"web": {"quantity": 1, "max_parallel": "x", "size": "free"}}}'
     )
@@ -1008,7 +1008,7 @@ def test_nesting_depth_goes_down_at_each_closing_bracket() -> None:
         ('{"scripts":{"dokku":{"predeploy":1}}}', 1, 34, "a number"),
         # Later members, after values of every kind, comments and a trailing comma.
         (
-            '{"name": "x", /* c */ "env": {"A": [1, {"b": null}]},\n'
+            '{"name": "x", /* c */ "addons": {"A": [1, {"b": null}]},\n'
             ' "scripts": {"test": "t", "dokku": {\n'
             '   "postdeploy": "p", // c\n'
             '   "predeploy" :  true,\n'

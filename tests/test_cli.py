@@ -708,7 +708,7 @@ def test_plugins_lists_builtins_and_entry_points(monkeypatch: pytest.MonkeyPatch
     )
     monkeypatch.setattr(manager, "BUILTIN_PLUGINS", BUILTINS[:2])
     assert ok("plugins") == (
-        "app-json   built-in                   app_files, plan_tasks, post_deploy, pre_deploy, register_settings, report\n"
+        "app-json   built-in                   app_files, config_values, plan_tasks, post_deploy, pre_deploy, register_settings, report\n"
         "scheduler  built-in                   register_settings, report\n"
         "greeter    dokku-tasks-greeter 2.0.1  deploy_finished, release\n"
         "quiet      dokku-tasks-greeter 2.0.1  (no hooks)\n"
@@ -719,7 +719,7 @@ def test_plugins_marks_disabled(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(manager, "BUILTIN_PLUGINS", BUILTINS[:2])
     monkeypatch.setenv(manager.DISABLE_ENV, "scheduler")
     assert ok("plugins") == (
-        "app-json   built-in  app_files, plan_tasks, post_deploy, pre_deploy, register_settings, report\n"
+        "app-json   built-in  app_files, config_values, plan_tasks, post_deploy, pre_deploy, register_settings, report\n"
         "scheduler  built-in  (disabled)\n"
     )
 
@@ -753,7 +753,7 @@ def test_disabled_broken_plugin_is_not_loaded(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setattr(manager, "BUILTIN_PLUGINS", BUILTINS[:2])
     monkeypatch.setenv(manager.DISABLE_ENV, "broken,no-such-plugin")
     assert ok("plugins") == (
-        "app-json   built-in  app_files, plan_tasks, post_deploy, pre_deploy, register_settings, report\n"
+        "app-json   built-in  app_files, config_values, plan_tasks, post_deploy, pre_deploy, register_settings, report\n"
         "scheduler  built-in  register_settings, report\n"
     )
 

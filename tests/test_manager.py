@@ -110,7 +110,15 @@ def test_entry_point_plugin_loaded_and_described(monkeypatch: pytest.MonkeyPatch
         manager.PluginInfo(
             "app-json",
             "built-in",
-            ("app_files", "plan_tasks", "post_deploy", "pre_deploy", "register_settings", "report"),
+            (
+                "app_files",
+                "config_values",
+                "plan_tasks",
+                "post_deploy",
+                "pre_deploy",
+                "register_settings",
+                "report",
+            ),
         ),
         manager.PluginInfo("scheduler", "built-in", ("register_settings", "report")),
         manager.PluginInfo(
@@ -141,7 +149,15 @@ def test_entry_point_cannot_shadow_a_builtin(monkeypatch: pytest.MonkeyPatch) ->
     assert manager.plugin_infos(pm)[0] == manager.PluginInfo(
         "app-json",
         "built-in",
-        ("app_files", "plan_tasks", "post_deploy", "pre_deploy", "register_settings", "report"),
+        (
+            "app_files",
+            "config_values",
+            "plan_tasks",
+            "post_deploy",
+            "pre_deploy",
+            "register_settings",
+            "report",
+        ),
     )
 
 

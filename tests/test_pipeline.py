@@ -113,6 +113,12 @@ class FakeScheduler:
             committed = f"sha256:committed{self.commits}"
         return TaskRun(f"container-{len(self.log)}", code, committed)
 
+    def image_reference(self, image: ImageInfo) -> str:
+        return ""
+
+    def nodes_of(self, names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+        return tuple(() for _ in names)
+
     def deploy_processes(
         self,
         app: str,

@@ -148,21 +148,22 @@ def test_a_pid_1_app_that_ignores_sigterm_redeploys_without_waiting(
         dokku(root, "scheduler-docker-local:set", engine_app, "init-process", "false").returncode
         == 0
     )
-    assert dokku(root, "checks:set", engine_app, "wait-to-retire", "2").returncode == 0
+    assert dokku(root, "checks:set", engine_app, "wait-to-retire", "8").returncode == 0
     assert dokku(root, "ps:set", engine_app, "stop-timeout-seconds", "1").returncode == 0
     deploy_ok(root, engine_app, source)
     old = docker_client.containers.get(f"{engine_app}.web.1").id
-    began = time.monotonic()
     deploy_ok(root, engine_app, source)
-    took = time.monotonic() - began
-    # The old container's stop (10 s of ignored SIGTERM with `docker stop`) is not waited for.
-    assert took < 8, took
+    # The deploy returned with the old container still running: it got SIGTERM at the switch
+    # (and ignored it), and its stop is not waited for.
+    retired = docker_client.containers.get(old)
+    assert retired.name.startswith(f"{engine_app}.web.1.retired-")
+    assert retired.attrs["State"]["Running"], retired.attrs["State"]
     assert docker_client.containers.get(f"{engine_app}.web.1").id != old
-    assert docker_client.containers.get(old).name.startswith(f"{engine_app}.web.1.retired-")
-    # Gone after its deadline (2 s) and its grace (1 s), with no command of ours running.
+    # Gone after its deadline (8 s) and its grace (1 s), with no command of ours running.
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        if old not in {c.id for c in docker_client.containers.list(all=True)}:
+        # sparse: no inspect per listed container (other tests' containers come and go).
+        if old not in {c.id for c in docker_client.containers.list(all=True, sparse=True)}:
             break
         time.sleep(0.5)
     else:

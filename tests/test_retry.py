@@ -112,3 +112,34 @@ def test_unknown_ids_are_refused(root: Path) -> None:
     record(root)
     with pytest.raises(UsageError, match="Deploy 5 of web is not recorded"):
         retry_request(root, "web", "5")
+
+
+def test_a_retry_gets_the_stored_config_as_it_stands_and_e_values_given_again(
+    root: Path, tmp_path: Path
+) -> None:
+    from dokku_tasks.config_store import ConfigStore
+    from dokku_tasks.pipeline import deploy
+    from tests.conftest import Captured, write_app
+    from tests.test_appjson_env import EnvScheduler
+    from tests.test_pipeline import Harness
+
+    harness = Harness(root)
+    scheduler = EnvScheduler(harness.log, {"./migrate": 1})
+    harness.scheduler = scheduler
+    source = write_app(
+        tmp_path / "src",
+        {"Dockerfile": "FROM scratch\n", "Procfile": "release: ./migrate\nweb: ./serve\n"},
+    )
+    ConfigStore(root).set("web", {"A": "before"})
+    with pytest.raises(Exception, match="Execution of release task failed"):
+        harness.deploy(source, Captured())
+    assert scheduler.task_env["release"] == {"A": "before"}
+
+    ConfigStore(root).set("web", {"A": "after", "B": "stored"})
+    scheduler.exits = {}
+    request, _ = retry_request(root, "web", env={"B": "given"})
+    deploy(
+        request, root=root, output=Captured().output, pm=harness.pm, engine=harness.engine_factory
+    )  # type: ignore[arg-type]
+    assert scheduler.task_env["release"] == {"A": "after", "B": "given"}
+    assert scheduler.process_env["A"] == "after"

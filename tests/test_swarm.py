@@ -58,16 +58,21 @@ class _RecordingEngine:
     def tag(self, image: str, repository: str, tag: str) -> None:
         self.calls.append(("tag", image, repository, tag))
 
-    def push(self, repository: str, tag: str) -> None:
+    def push(self, repository: str, tag: str) -> str:
         self.calls.append(("push", repository, tag))
+        return "sha256:d16e57"
 
 
 def test_publish_pushes_once_per_image_when_a_registry_is_set() -> None:
     engine = _RecordingEngine()
     scheduler = SwarmScheduler(engine, "reg.example:5000", swarm=engine)  # type: ignore[arg-type]
     image = ImageInfo(ref="x", id="sha256:feedfacecafe0000")
-    assert scheduler.publish("web", image) == "reg.example:5000/dokku/web:feedfacecafe"
-    assert scheduler.publish("web", image) == "reg.example:5000/dokku/web:feedfacecafe"
+    pushed = "reg.example:5000/dokku/web:feedfacecafe@sha256:d16e57"
+    assert scheduler.image_reference(image) == ""
+    assert scheduler.publish("web", image) == pushed
+    assert scheduler.publish("web", image) == pushed
+    assert scheduler.image_reference(image) == pushed
+    assert scheduler.constraints() == ()
     assert engine.calls == [
         ("tag", image.id, "reg.example:5000/dokku/web", "feedfacecafe"),
         ("push", "reg.example:5000/dokku/web", "feedfacecafe"),
@@ -77,8 +82,10 @@ def test_publish_pushes_once_per_image_when_a_registry_is_set() -> None:
 def test_publish_only_tags_without_a_registry() -> None:
     engine = _RecordingEngine()
     scheduler = SwarmScheduler(engine, swarm=engine)  # type: ignore[arg-type]
-    assert scheduler.publish("web", ImageInfo(ref="x", id="sha256:abc")) == "dokku/web:abc"
+    image = ImageInfo(ref="x", id="sha256:abc")
+    assert scheduler.publish("web", image) == "dokku/web:abc"
     assert [call[0] for call in engine.calls] == ["tag"]
+    assert scheduler.image_reference(image) == ""
 
 
 class _NoSwarmEngine(_RecordingEngine):
@@ -155,7 +162,7 @@ from dokku_tasks.plugins.swarm import (  # noqa: E402
     process_env,
     template_literal,
 )
-from dokku_tasks.plugins.swarm.specs import ServiceInfo, ServiceSpec  # noqa: E402
+from dokku_tasks.plugins.swarm.specs import NodeInfo, ServiceInfo, ServiceSpec  # noqa: E402
 from dokku_tasks.scheduling import ProcessSpec  # noqa: E402
 
 DEFAULTS = CheckSettings(default_wait=10, wait=5, timeout=30, attempts=5)
@@ -331,9 +338,16 @@ class _FakeSwarm:
         self.statuses: dict[str, list[dict[str, Any]]] = {}
         self.tasks: dict[str, list[dict[str, Any]]] = {}
         self.states: dict[str, dict[str, Any]] = {}
+        self.node_infos = {"n1": NodeInfo("n1", "manager", "ready", "active")}
 
     def swarm_active(self) -> bool:
         return True
+
+    def local_node_id(self) -> str:
+        return "n1"
+
+    def nodes(self) -> dict[str, NodeInfo]:
+        return dict(self.node_infos)
 
     def tag(self, image: str, repository: str, tag: str) -> None:
         pass
@@ -386,6 +400,7 @@ def _new_task(
 ) -> dict[str, Any]:
     return {
         "ID": task_id,
+        "NodeID": "n1",
         "Slot": 1,
         "CreatedAt": "2026-01-02T00:00:00Z",
         "DesiredState": "running",
@@ -437,7 +452,10 @@ def test_an_update_waits_for_the_swarm_to_complete_it_and_replaces_every_task(
         "shop", IMAGE, [ProcessSpec("web", 2, ("run",))], ContainerOptions(env={"A": "1"}), _check
     )
     assert names == ("shop-web",)
+    assert scheduler.nodes_of(names) == (("manager",),)
+    assert scheduler.nodes_of(("other",)) == ((),)
     ((_, spec),) = fake.updated
+    assert spec.constraints == ("node.id==n1",)
     assert spec.force_update == 4
     assert spec.replicas == 2
     assert spec.healthcheck is not None and spec.healthcheck.test[0] == "CMD-SHELL"
@@ -564,3 +582,111 @@ def test_an_update_the_swarm_calls_complete_with_a_failed_new_task_is_rolled_bac
             "shop", IMAGE, [ProcessSpec("web", 1, None)], ContainerOptions(), _check
         )
     assert fake.rolled_back == ["old-web"]  # once: by the scheduler, not again on the way out
+
+
+class _JobSwarm(_FakeSwarm):
+    """A job whose task runs on node ``n2`` until the test says the node is down."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.node_infos["n2"] = NodeInfo("n2", "worker-2", "ready", "active")
+        self.polls = 0
+        self.followers: list[Any] = []
+
+    def follow_service_logs(self, service_id: str, out: Any, err: Any) -> Any:
+        follower = _Follower()
+        self.followers.append(follower)
+        return follower
+
+    def service_tasks(self, service_id: str) -> list[dict[str, Any]]:
+        self.polls += 1
+        if self.polls == 3:
+            self.node_infos["n2"] = NodeInfo("n2", "worker-2", "down", "active")
+        return [{"ID": "t", "NodeID": "n2", "Status": {"State": "running"}}]
+
+
+class _Follower:
+    stopped = False
+
+    def finish(self) -> None:
+        raise AssertionError("a lost job has no end to wait for")
+
+    def stop(self) -> None:
+        self.stopped = True
+
+
+def _job_spec(timeout: float | None) -> Any:
+    from dokku_tasks.models import Task
+    from dokku_tasks.scheduling import TaskOwner, TaskSpec
+
+    return TaskSpec(
+        app="shop",
+        image=IMAGE,
+        task=Task(phase="release", command="migrate", source="Procfile"),
+        argv=("/bin/sh", "-c", "migrate"),
+        options=ContainerOptions(),
+        owner=TaskOwner("/state"),
+        timeout=timeout,
+    )
+
+
+class _IO:
+    def started(self, container_id: str) -> None:
+        pass
+
+    def stdout(self, line: str) -> None:
+        pass
+
+    def stderr(self, line: str) -> None:
+        pass
+
+
+def test_a_job_whose_node_goes_down_fails_with_the_node_named_and_is_removed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = iter(range(1_000_000))
+    monkeypatch.setattr(swarm_plugin.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(swarm_plugin.time, "sleep", lambda seconds: None)
+    fake = _JobSwarm()
+    scheduler = SwarmScheduler(fake, swarm=fake)  # type: ignore[arg-type]
+    with pytest.raises(EngineError) as raised:
+        scheduler.run_task(_job_spec(timeout=None), _IO())
+    assert str(raised.value) == (
+        "The release job was lost: its node worker-2 went down while it ran "
+        "(it was not run again elsewhere)"
+    )
+    ((spec),) = fake.created
+    assert spec.job and spec.constraints == ("node.id==n1",)
+    assert fake.removed == [f"new-{spec.name}"]
+    assert [f.stopped for f in fake.followers] == [True]
+
+
+def test_a_job_on_a_node_the_swarm_no_longer_lists_is_lost_too(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    clock = iter(range(1_000_000))
+    monkeypatch.setattr(swarm_plugin.time, "monotonic", lambda: float(next(clock)))
+    monkeypatch.setattr(swarm_plugin.time, "sleep", lambda seconds: None)
+    fake = _JobSwarm()
+    del fake.node_infos["n2"]
+    scheduler = SwarmScheduler(fake, swarm=fake)  # type: ignore[arg-type]
+    with pytest.raises(EngineError, match="its node n2 went down"):
+        scheduler.run_task(_job_spec(timeout=None), _IO())
+
+
+def test_processes_name_the_nodes_their_running_tasks_are_on() -> None:
+    nodes = {
+        "n1": NodeInfo("n1", "manager", "ready", "active"),
+        "n2": NodeInfo("n2", "worker-2", "ready", "active"),
+    }
+    tasks = [
+        {"NodeID": "n2", "DesiredState": "running", "Status": {"State": "running"}},
+        {"NodeID": "n1", "DesiredState": "running", "Status": {"State": "running"}},
+        {"NodeID": "n2", "DesiredState": "running", "Status": {"State": "running"}},
+        {"NodeID": "n3", "DesiredState": "shutdown", "Status": {"State": "running"}},
+        {"NodeID": "n3", "DesiredState": "running", "Status": {"State": "failed"}},
+    ]
+    assert swarm_plugin._placed(tasks, nodes) == ("manager", "worker-2")
+    assert swarm_plugin._placed([], nodes) == ()
+    lost = [{"NodeID": "n9", "DesiredState": "running", "Status": {"State": "running"}}]
+    assert swarm_plugin._placed(lost, nodes) == ("?",)

@@ -217,6 +217,14 @@ class DockerLocalScheduler:
             if env_file is not None:
                 shutil.rmtree(env_file.parent, ignore_errors=True)
 
+    def image_reference(self, image: ImageInfo) -> str:
+        """Nothing is pushed: the processes run the local image."""
+        return ""
+
+    def nodes_of(self, names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+        """One host: no node names."""
+        return tuple(() for _ in names)
+
     def deploy_processes(
         self,
         app: str,

@@ -1,4 +1,5 @@
-"""Built-in plugin: reads the Procfile, and runs its ``release`` task."""
+"""Built-in plugin: reads the Procfile (at the ``ps`` ``procfile-path``), and runs its
+``release`` task."""
 
 from __future__ import annotations
 
@@ -6,17 +7,19 @@ from ..hookspecs import hookimpl
 from ..models import PROCFILE_FILE, RELEASE, AppFile, DeployContext, Task
 from ..procfile import MAX_PROCFILE_BYTES, expand_command, parse_procfile
 from ..properties import PropertyStore
+from .ps import computed_procfile_path
 
 
 @hookimpl
 def app_files(app: str, properties: PropertyStore) -> list[AppFile]:
-    """The Procfile, at the top of the source tree or the image's WORKDIR."""
+    """The Procfile, at the computed ``ps`` ``procfile-path`` (``Procfile`` unless set) in the
+    source tree or the image's WORKDIR."""
     return [
         AppFile(
             name=PROCFILE_FILE,
-            path=PROCFILE_FILE,
+            path=computed_procfile_path(properties, app),
             parse=parse_procfile,
-            setting="Procfile path",
+            setting="procfile-path",
             max_bytes=MAX_PROCFILE_BYTES,
         )
     ]

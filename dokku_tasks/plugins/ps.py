@@ -1,8 +1,9 @@
-"""Built-in plugin: the ``ps`` settings of process containers (restart policy, stop grace).
+"""Built-in plugin: the ``ps`` settings (restart policy, stop grace, where the Procfile is).
 
-Dokku's names: ``ps:set APP restart-policy on-failure:10`` and
-``ps:set APP stop-timeout-seconds 30``.  The ``docker-local`` scheduler reads them when it
-starts and retires process containers.
+Dokku's names: ``ps:set APP restart-policy on-failure:10``,
+``ps:set APP stop-timeout-seconds 30`` and ``ps:set APP procfile-path PATH``.  The
+``docker-local`` scheduler reads the first two when it starts and retires process containers;
+the ``procfile`` plugin reads the Procfile at the computed ``procfile-path``.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import click
 from .. import settings
 from ..errors import PropertyError
 from ..hookspecs import hookimpl
+from ..locate import check_path_setting
 from ..models import ReportSection
 from ..properties import PropertyStore
 from ..settings import Namespace, Property
@@ -49,6 +51,11 @@ def _validate_stop_timeout(value: str, plugins: Hooks | None) -> str:
     return str(int(value))
 
 
+def _validate_procfile_path(value: str, plugins: Hooks | None) -> str:
+    # The same rules as appjson-path: relative, "/" stripped at deploy time, inside the base.
+    return check_path_setting(value, "procfile-path")
+
+
 PS = Namespace(
     name="ps",
     label="Ps",
@@ -61,6 +68,7 @@ PS = Namespace(
             default=str(DEFAULT_STOP_TIMEOUT),
             validator=_validate_stop_timeout,
         ),
+        Property("procfile-path", default="Procfile", validator=_validate_procfile_path),
     ),
 )
 
@@ -69,6 +77,11 @@ def restart_policy(store: PropertyStore, app: str) -> tuple[str, int]:
     """The app's restart policy as the engine takes it: its name and its retry count."""
     name, _, count = settings.computed(store, PS, app, "restart-policy").partition(":")
     return name, int(count or 0)
+
+
+def computed_procfile_path(store: PropertyStore, app: str) -> str:
+    """Where the app's Procfile is: the app value, else the global value, else ``Procfile``."""
+    return settings.computed(store, PS, app, "procfile-path")
 
 
 def stop_timeout(store: PropertyStore, app: str) -> int:

@@ -51,7 +51,7 @@ from ...specs import APP_LABEL, PROCESS_LABEL, TASK_LABEL
 from ...text import printable
 from ..checks import DEFAULT_CHECK, DEFAULT_PORT, STARTUP, CheckSettings, is_disabled, is_skipped
 from ..docker_local import DEFAULT_WEB_PORT, DockerLocalScheduler
-from .specs import ServiceHealthcheck, ServiceInfo, ServiceSpec
+from .specs import NodeInfo, ServiceHealthcheck, ServiceInfo, ServiceSpec
 
 if TYPE_CHECKING:
     from ...engine import Engine
@@ -61,6 +61,8 @@ if TYPE_CHECKING:
 NAME = "swarm"
 #: How often a job's state is read; the swarm API has no "wait for this task" call.
 POLL_SECONDS = 0.2
+#: How often a running job's node is asked after (a lost node leaves the task "running").
+NODE_CHECK_SECONDS = 1.0
 #: How long new process services may take to run the new image (plus what their checks
 #: may take: see :meth:`SwarmChecks.budget`).
 CONVERGE_SECONDS = 120.0
@@ -387,6 +389,8 @@ class SwarmScheduler:
         self._swarm = swarm
         self._published: dict[str, str] = {}
         self._checked = False
+        self._constraints: tuple[str, ...] | None = None
+        self._nodes: dict[str, tuple[str, ...]] = {}
 
     @property
     def swarm(self) -> SwarmEngine:
@@ -407,14 +411,38 @@ class SwarmScheduler:
             self._checked = True
 
     def publish(self, app: str, image: ImageInfo) -> str:
-        """Tag (and with a registry, push) ``image`` so every node can run it; return its ref."""
+        """Tag (and with a registry, push) ``image`` so every node can run it; return its ref.
+
+        A pushed image's reference carries the digest the registry gave it
+        (``REGISTRY/dokku/APP:TAG@sha256:...``), so every node runs exactly that image.
+        """
         if image.id not in self._published:
             repository, tag = image_reference(app, image.id, self.registry)
             self.engine.tag(image.id, repository, tag)
+            reference = f"{repository}:{tag}"
             if self.registry:
-                self.swarm.push(repository, tag)
-            self._published[image.id] = f"{repository}:{tag}"
+                digest = self.swarm.push(repository, tag)
+                if digest:
+                    reference = f"{reference}@{digest}"
+            self._published[image.id] = reference
         return self._published[image.id]
+
+    def image_reference(self, image: ImageInfo) -> str:
+        """The registry reference (with digest) ``image`` was pushed as; ``""`` when it was
+        not pushed (no registry: the image is only on this node)."""
+        reference = self._published.get(image.id, "")
+        return reference if self.registry else ""
+
+    def constraints(self) -> tuple[str, ...]:
+        """The placement constraints of every service and job of this deploy.
+
+        Without a registry the image exists only on this engine's node, so everything is
+        placed there; with one, anywhere.
+        """
+        if self._constraints is None:
+            node = "" if self.registry else self.swarm.local_node_id()
+            self._constraints = (f"node.id=={node}",) if node else ()
+        return self._constraints
 
     def remove_stale_tasks(self, app: str, owner: TaskOwner) -> int:
         # The first call of a deploy: refuse a non-swarm engine before any task runs.
@@ -453,6 +481,7 @@ class SwarmScheduler:
             network=spec.options.network,
             labels=spec.labels,
             job=True,
+            constraints=self.constraints(),
         )
         service_id = self.swarm.create_service(service)
         follower = None
@@ -460,9 +489,13 @@ class SwarmScheduler:
             io.started(service_id)
             follower = self.swarm.follow_service_logs(service_id, io.stdout, io.stderr)
             deadline = None if spec.timeout is None else time.monotonic() + spec.timeout
-            while (finished := job_exit(self.swarm.service_tasks(service_id))) is None:
+            next_node_check = time.monotonic() + NODE_CHECK_SECONDS
+            while (finished := job_exit(tasks := self.swarm.service_tasks(service_id))) is None:
                 if deadline is not None and time.monotonic() > deadline:
                     raise TaskTimeoutError(phase, spec.timeout or 0)
+                if time.monotonic() >= next_node_check:
+                    self._check_job_node(phase, tasks)
+                    next_node_check = time.monotonic() + NODE_CHECK_SECONDS
                 time.sleep(POLL_SECONDS)
             follower.finish()
             follower = None
@@ -474,6 +507,28 @@ class SwarmScheduler:
             self.swarm.remove_service(service_id)
             if follower is not None:
                 follower.stop()
+
+    def _check_job_node(self, phase: str, tasks: Sequence[Mapping[str, Any]]) -> None:
+        """Fail a job whose task sits on a node the swarm lost.
+
+        The swarm leaves such a task ``running`` (it cannot know whether the node will come
+        back), so the deploy would otherwise wait until the task timeout, or forever.  The
+        job is not run again elsewhere: a task may have done part of its work there.
+
+        :raises EngineError: the node running the job's task is down.
+        """
+        placed = {str(t.get("NodeID")) for t in tasks if t.get("NodeID")}
+        if not placed:
+            return
+        nodes = self.swarm.nodes()
+        for node_id in sorted(placed):
+            node = nodes.get(node_id)
+            if node is None or node.state == "down":
+                name = node.hostname if node is not None else node_id[:12]
+                raise EngineError(
+                    f"The {phase} job was lost: its node {name} went down while it ran "
+                    "(it was not run again elsewhere)"
+                )
 
     def deploy_processes(
         self,
@@ -526,6 +581,7 @@ class SwarmScheduler:
                     # Every deploy replaces every task, as docker-local replaces every
                     # container, even when nothing else changed (the same image again).
                     force_update=(current.force_update + 1) if current is not None else 0,
+                    constraints=self.constraints(),
                 )
                 if current is None:
                     service_id = self.swarm.create_service(spec)
@@ -556,7 +612,16 @@ class SwarmScheduler:
         for service_id in [*retired, *(s.id for s in existing.values())]:
             self.swarm.remove_service(service_id)
         ids = {rollout.service_id for rollout in rollouts}
-        return tuple(s.name for s in self.swarm.services({APP_LABEL: app}) if s.id in ids)
+        names = tuple(s.name for s in self.swarm.services({APP_LABEL: app}) if s.id in ids)
+        nodes = self.swarm.nodes()
+        for service_id in ids:
+            name = next(r.spec.name for r in rollouts if r.service_id == service_id)
+            self._nodes[name] = _placed(self.swarm.service_tasks(service_id), nodes)
+        return names
+
+    def nodes_of(self, names: Sequence[str]) -> tuple[tuple[str, ...], ...]:
+        """The nodes each service's running tasks were on when the deploy saw them run."""
+        return tuple(self._nodes.get(name, ()) for name in names)
 
     def _plan_checks(
         self,
@@ -724,6 +789,18 @@ class SwarmScheduler:
             status = self.swarm.inspect_service(service_id).get("UpdateStatus") or {}
             state = str(status.get("State") or "")
         return state
+
+
+def _placed(tasks: Sequence[Mapping[str, Any]], nodes: Mapping[str, NodeInfo]) -> tuple[str, ...]:
+    """The names of the nodes ``tasks`` run on (``?`` for a node the swarm no longer lists)."""
+    return tuple(
+        sorted(
+            {
+                nodes[str(t["NodeID"])].hostname if str(t.get("NodeID")) in nodes else "?"
+                for t in _running(tasks)
+            }
+        )
+    )
 
 
 def _running(tasks: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:

@@ -23,7 +23,7 @@ import urllib3.exceptions
 
 from ...engine import LineSink, LineSplitter, engine_errors
 from ...errors import EngineError
-from .specs import ServiceHealthcheck, ServiceInfo, ServiceSpec
+from .specs import NodeInfo, ServiceHealthcheck, ServiceInfo, ServiceSpec
 
 #: Nanoseconds in a second: the engine's unit for every duration of a service spec.
 _NS = 1_000_000_000
@@ -41,9 +41,30 @@ class SwarmEngine:
 
     def swarm_active(self) -> bool:
         """Whether this engine is a manager of an active swarm."""
-        with engine_errors("Cannot ask the engine about its swarm"):
-            swarm = self._api.info().get("Swarm") or {}
+        swarm = self._swarm_info()
         return bool(swarm.get("LocalNodeState") == "active" and swarm.get("ControlAvailable"))
+
+    def local_node_id(self) -> str:
+        """The swarm node id of this engine (``""`` outside a swarm)."""
+        return str(self._swarm_info().get("NodeID") or "")
+
+    def _swarm_info(self) -> Mapping[str, Any]:
+        with engine_errors("Cannot ask the engine about its swarm"):
+            return dict(self._api.info().get("Swarm") or {})
+
+    def nodes(self) -> dict[str, NodeInfo]:
+        """Every node of the swarm, by id."""
+        with engine_errors("Cannot list the swarm's nodes"):
+            found = self._api.nodes()
+        return {
+            str(n["ID"]): NodeInfo(
+                id=str(n["ID"]),
+                hostname=str((n.get("Description") or {}).get("Hostname") or n["ID"][:12]),
+                state=str((n.get("Status") or {}).get("State") or "unknown"),
+                availability=str((n.get("Spec") or {}).get("Availability") or "active"),
+            )
+            for n in found
+        }
 
     def create_service(self, spec: ServiceSpec) -> str:
         """Create a service (a one-shot ``replicated-job`` when ``spec.job``); return its id."""
@@ -127,12 +148,19 @@ class SwarmEngine:
         follower.start()
         return follower
 
-    def push(self, repository: str, tag: str) -> None:
-        """Push ``repository:tag`` to its registry.  :raises EngineError: the push failed."""
+    def push(self, repository: str, tag: str) -> str:
+        """Push ``repository:tag`` to its registry; return the digest the registry gave the
+        manifest (``sha256:...``, ``""`` when the engine did not say).
+
+        :raises EngineError: the push failed.
+        """
+        digest = ""
         with engine_errors(f"Push of {repository}:{tag} failed"):
             for chunk in self._api.push(repository, tag=tag, stream=True, decode=True):
                 if "error" in chunk:
                     raise EngineError(f"Push of {repository}:{tag} failed: {chunk['error']}")
+                digest = str((chunk.get("aux") or {}).get("Digest") or digest)
+        return digest
 
 
 def _nanoseconds(seconds: float) -> int:
@@ -178,7 +206,12 @@ def _service_args(spec: ServiceSpec) -> dict[str, Any]:
     else:
         restart = docker.types.RestartPolicy(condition="any", delay=_nanoseconds(RESTART_DELAY))
     template = docker.types.TaskTemplate(
-        container, restart_policy=restart, force_update=spec.force_update or None
+        container,
+        restart_policy=restart,
+        force_update=spec.force_update or None,
+        placement=docker.types.Placement(constraints=list(spec.constraints))
+        if spec.constraints
+        else None,
     )
     rollback = None
     if spec.job:

@@ -40,7 +40,7 @@ class ServiceSpec:
     ``monitor`` is how many seconds after a task runs its failure still fails (and rolls
     back) an update (``None``: the engine's default, 5 s).  ``force_update`` is the task
     template's counter: a new value makes the swarm replace every task, even when nothing
-    else changed.
+    else changed.  ``constraints`` are swarm placement constraints (``node.id==...``).
     """
 
     name: str
@@ -55,6 +55,7 @@ class ServiceSpec:
     healthcheck: ServiceHealthcheck | None = None
     monitor: float | None = None
     force_update: int = 0
+    constraints: tuple[str, ...] = attrs.field(default=(), converter=string_tuple)
 
 
 @attrs.frozen
@@ -73,3 +74,14 @@ class ServiceInfo:
     image: str
     force_update: int = 0
     update_started: str = ""
+
+
+@attrs.frozen
+class NodeInfo:
+    """A swarm node: its ``hostname``, ``state`` (``ready``, ``down`` ...) and
+    ``availability`` (``active``, ``pause``, ``drain``)."""
+
+    id: str
+    hostname: str
+    state: str
+    availability: str
