@@ -81,7 +81,7 @@ stop_pid() {
 pids_under() {
     local dir="$1" proc
     for proc in /proc/[0-9]*; do
-        if tr '\0' ' ' <"$proc/cmdline" 2>/dev/null | grep -qF -- "$dir/"; then
+        if { tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null | grep -qF -- "$dir/"; then
             printf '%s\n' "${proc#/proc/}"
         fi
     done
@@ -352,15 +352,28 @@ if os.path.exists(path):
         config["insecure-registries"] = entries
     else:
         config.pop("insecure-registries", None)
-    if kind == "trust-file" and not config:
-        os.remove(path)
-    else:
-        with open(path + ".tmp", "w") as f:
-            json.dump(config, f, indent=2)
-        os.replace(path + ".tmp", path)
+    # An explicit empty list: a reload without the key (or without the file) keeps the
+    # registries dockerd has in memory.
+    config.setdefault("insecure-registries", [])
+    with open(path + ".tmp", "w") as f:
+        json.dump(config, f, indent=2)
+    os.replace(path + ".tmp", path)
 EOF
     local pid
-    if pid="$(main_dockerd_pid)"; then kill -HUP "$pid"; fi
+    if pid="$(main_dockerd_pid)"; then
+        kill -HUP "$pid"
+        wait_for 20 "" sh -c "! docker info --format '{{json .RegistryConfig.IndexConfigs}}' | grep -qF '\"$REGISTRY\"'" ||
+            say "warning: the main engine still trusts $REGISTRY (it forgets it at its next restart)"
+    fi
+    if [ "$1" = trust-file ]; then
+        python3 - "$MAIN_DAEMON_JSON" <<'EOF'
+import json, os, sys
+path = sys.argv[1]
+config = json.load(open(path))
+if config == {"insecure-registries": []}:
+    os.remove(path)
+EOF
+    fi
 }
 
 need_root_only() { [ "$(id -u)" -eq 0 ] || die "needs root"; }
