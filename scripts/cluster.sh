@@ -79,11 +79,14 @@ stop_pid() {
 # pids_under DIR: processes whose command line names DIR (a worker's dockerd and containerd,
 # and the containerd shims of its containers); never found by program name.
 pids_under() {
-    local dir="$1" proc
+    local dir="$1" proc cmdline
     for proc in /proc/[0-9]*; do
-        if { tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null | grep -qF -- "$dir/"; then
-            printf '%s\n' "${proc#/proc/}"
-        fi
+        # Captured, not piped into grep -q: under pipefail a writer that gets SIGPIPE when
+        # grep exits early would turn a match into a miss.
+        cmdline="$({ tr '\0' ' ' <"$proc/cmdline"; } 2>/dev/null || true)"
+        case "$cmdline" in
+        *"$dir/"*) printf '%s\n' "${proc#/proc/}" ;;
+        esac
     done
 }
 
@@ -156,7 +159,9 @@ EOF
 # The main engine trusts the plain-HTTP registry: an entry in daemon.json and a SIGHUP (dockerd
 # reloads insecure-registries without a restart).
 up_main_trust() {
-    docker info --format '{{json .RegistryConfig.IndexConfigs}}' | grep -qF "\"$REGISTRY\"" && return 0
+    local trusted
+    trusted="$(docker info --format '{{json .RegistryConfig.IndexConfigs}}')"
+    case "$trusted" in *"\"$REGISTRY\""*) return 0 ;; esac
     local existed=0
     [ -f "$MAIN_DAEMON_JSON" ] && existed=1
     mkdir -p "$(dirname "$MAIN_DAEMON_JSON")"
@@ -204,7 +209,7 @@ up_worker() {
     local k="$1" ns="dtc-w$1" dir ip pid token node
     dir="$(worker_dir "$k")"
     ip="$(worker_ip "$k")"
-    if ! ip netns list | grep -qw "^$ns"; then
+    if [ ! -e "/run/netns/$ns" ]; then
         ip netns add "$ns"
         record "netns $ns"
     fi
@@ -405,6 +410,12 @@ cmd_status() {
     sed 's/^/  /' "$MADE"
     docker node ls 2>/dev/null | sed 's/^/  /' || true
 }
+
+# One cluster.sh at a time changes the cluster (two test processes may ask for it at once).
+if [ "${1:-}" = up ] || [ "${1:-}" = down ]; then
+    exec 9>/run/dokku-tasks-cluster.lock
+    flock 9
+fi
 
 case "${1:-}" in
 up) cmd_up "${2:-2}" ;;

@@ -38,6 +38,7 @@ if "mutmut" in sys.modules:
 SERIAL_MARKERS = ("swarm", "cluster")
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     for item in items:
         if any(item.get_closest_marker(name) for name in SERIAL_MARKERS):
@@ -152,7 +153,7 @@ def build_image(docker_client: Any, engine_app: str, tmp_path: Path) -> Any:
     def build(dockerfile: str, files: dict[str, str] | None = None) -> str:
         context = tmp_path / f"img-{next(counter)}"
         context.mkdir()
-        (context / "Dockerfile").write_text(dockerfile)
+        (context / "Dockerfile").write_text(_own_build_cache(dockerfile))
         for name, text in (files or {}).items():
             target = context / name
             target.parent.mkdir(parents=True, exist_ok=True)
@@ -169,16 +170,33 @@ def build_image(docker_client: Any, engine_app: str, tmp_path: Path) -> Any:
 
 
 def write_app(directory: Path, files: dict[str, str | dict[str, Any]]) -> Path:
-    """Write a source tree; dict values are dumped as JSON."""
+    """Write a source tree; dict values are dumped as JSON.
+
+    A Dockerfile gets a label of its own after its first ``FROM``: trees of other tests that
+    are alike then share no build cache, so one test's clean-up never removes an image that
+    another test's build (running in parallel, under pytest-xdist) is about to build on
+    ("unknown parent image ID").
+    """
     directory.mkdir(parents=True, exist_ok=True)
     for name, content in files.items():
         target = directory / name
         target.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(content) if isinstance(content, dict) else content
+        if name == "Dockerfile":
+            text = _own_build_cache(text)
         target.write_text(text)
         if name == "entrypoint" or name.endswith(".sh"):
             target.chmod(0o755)
     return directory
+
+
+def _own_build_cache(dockerfile: str) -> str:
+    lines = dockerfile.split("\n")
+    for number, line in enumerate(lines):
+        if line.strip().upper().startswith("FROM "):
+            lines.insert(number + 1, f"LABEL com.dokku-tasks.test-tree={uuid.uuid4().hex}")
+            break
+    return "\n".join(lines)
 
 
 class Captured:

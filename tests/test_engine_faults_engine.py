@@ -99,7 +99,9 @@ def test_a_signal_ends_a_deploy_within_seconds_while_the_engine_hangs_from_the_s
 ) -> None:
     private_engine.pause()
     deploy = start_deploy(private_engine, root, good_app(tmp_path / "good"), live)
-    deploy.wait_for_handler(signal.SIGINT)
+    # Python catches SIGINT from its start; the deploy's handlers (both signals at once) are
+    # in place once SIGTERM is caught too.
+    deploy.wait_for_handler(signal.SIGTERM)
     time.sleep(1)  # it is waiting for the engine's first answer
     signalled = time.monotonic()
     deploy.signal(signal.SIGINT)
