@@ -148,7 +148,8 @@ storage:
 http:
   addr: $REGISTRY
 EOF
-        (cd / && exec setsid docker-registry serve "$dir/config.yml" </dev/null >"$dir/log" 2>&1) &
+        # 9>&-: the registry must not hold this script's lock (see the end) for its lifetime.
+        (cd / && exec setsid docker-registry serve "$dir/config.yml" </dev/null >"$dir/log" 2>&1 9>&-) &
         printf '%s\n' "$!" >"$dir/pid"
         made "registry" || record "registry"
     fi
@@ -238,7 +239,7 @@ EOF
         (cd / && exec setsid nsenter --net="/run/netns/$ns" -- unshare --uts -- sh -c \
             'hostname "$0" && exec "$@"' "$ns" dockerd -H "$(worker_sock "$k")" \
             --data-root "$dir/data" --exec-root "$dir/exec" --pidfile "$dir/docker.pid" \
-            --config-file "$dir/daemon.json" </dev/null >"$dir/dockerd.log" 2>&1) &
+            --config-file "$dir/daemon.json" </dev/null >"$dir/dockerd.log" 2>&1 9>&-) &
         made "engine $k" || record "engine $k"
         wait_for 60 "" docker -H "$(worker_sock "$k")" info ||
             die "worker $k's engine did not answer (log: $dir/dockerd.log)"

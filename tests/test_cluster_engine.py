@@ -236,7 +236,7 @@ def test_apps_destroy_removes_services_and_containers_on_every_node(
     assert dokku(root, "apps:destroy", engine_app, "--force").returncode == 0
     assert docker_client.services.list(filters={"label": f"{APP_LABEL}={engine_app}"}) == []
     label = {"label": f"{APP_LABEL}={engine_app}"}
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     clients = [w.client() for w in cluster.workers]
     try:
         while True:

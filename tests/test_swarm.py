@@ -456,6 +456,7 @@ def test_an_update_waits_for_the_swarm_to_complete_it_and_replaces_every_task(
     assert scheduler.nodes_of(("other",)) == ((),)
     ((_, spec),) = fake.updated
     assert spec.constraints == ("node.id==n1",)
+    assert spec.init is True  # docker-local's init-process rule, unset: the engine's init
     assert spec.force_update == 4
     assert spec.replicas == 2
     assert spec.healthcheck is not None and spec.healthcheck.test[0] == "CMD-SHELL"

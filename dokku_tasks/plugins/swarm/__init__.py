@@ -50,7 +50,7 @@ from ...settings import Namespace, Property
 from ...specs import APP_LABEL, PROCESS_LABEL, TASK_LABEL
 from ...text import printable
 from ..checks import DEFAULT_CHECK, DEFAULT_PORT, STARTUP, CheckSettings, is_disabled, is_skipped
-from ..docker_local import DEFAULT_WEB_PORT, DockerLocalScheduler
+from ..docker_local import DEFAULT_WEB_PORT, DockerLocalScheduler, uses_init
 from .specs import NodeInfo, ServiceHealthcheck, ServiceInfo, ServiceSpec
 
 if TYPE_CHECKING:
@@ -556,6 +556,8 @@ class SwarmScheduler:
             if s.labels.get(PROCESS_LABEL) and not s.labels.get(TASK_LABEL)
         }
         plans = self._plan_checks(app, image, processes, options) if check is not None else {}
+        # The engine's init as PID 1 of each task, by docker-local's rule (``init-process``).
+        init = uses_init(self.properties, app, image) if self.properties is not None else True
         rollouts: list[_Rollout] = []
         created: list[str] = []
         retired: list[str] = []
@@ -582,6 +584,7 @@ class SwarmScheduler:
                     # container, even when nothing else changed (the same image again).
                     force_update=(current.force_update + 1) if current is not None else 0,
                     constraints=self.constraints(),
+                    init=init,
                 )
                 if current is None:
                     service_id = self.swarm.create_service(spec)

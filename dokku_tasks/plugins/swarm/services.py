@@ -196,6 +196,7 @@ def _service_args(spec: ServiceSpec) -> dict[str, Any]:
             for m in spec.mounts
         ],
         healthcheck=_healthcheck(spec.healthcheck) if spec.healthcheck is not None else None,
+        init=spec.init,
     )
     # A process task that ends is restarted after RESTART_DELAY, as the docker CLI's default
     # does: the SDK's default delay of 0 lets a restart race a rollback of the service, which

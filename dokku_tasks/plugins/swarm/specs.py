@@ -56,6 +56,9 @@ class ServiceSpec:
     monitor: float | None = None
     force_update: int = 0
     constraints: tuple[str, ...] = attrs.field(default=(), converter=string_tuple)
+    #: Whether the engine's init runs as PID 1 of each task (``--init``); ``None``: the
+    #: engine's default (none).
+    init: bool | None = None
 
 
 @attrs.frozen
