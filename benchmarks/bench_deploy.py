@@ -28,6 +28,10 @@ Contestants of the deploy benchmark, alternated every round (the order rotates):
 ``ours-lib`` (skip with ``--no-library``)
     ``dokku_tasks.pipeline.deploy`` in this warm process: ``ours - ours-lib`` is the cost of
     starting and ending a process, ``ours-lib - floor`` what the library adds to the API calls.
+``ours-base`` (only with ``--baseline DIR``)
+    ours with ``PYTHONPATH=DIR``: another copy of the package (``git archive REV dokku_tasks |
+    tar -x -C DIR``) in the same rounds, so a change is measured against what it changes under
+    the same load, on its own state root.
 ``floor-overlap`` (skip with ``--no-overlap``)
     the floor with the steps that do not depend on the previous one moved off the critical path:
     finished task containers removed in the background, the release, web and postdeploy
@@ -145,12 +149,14 @@ def child_env() -> dict[str, str]:
     return env
 
 
-def compile_bytecode() -> None:
+def compile_bytecode(baseline: Path | None = None) -> None:
     """Compile the package, its plugins and their dependencies, as an install would."""
     import compileall
     import site
 
     roots = [Path(__file__).resolve().parents[1] / "dokku_tasks"]
+    if baseline is not None:
+        roots.append(baseline / "dokku_tasks")
     roots += [p for p in (Path(__file__).resolve().parents[1] / "plugins").glob("*/dokku_tasks_*")]
     roots += [Path(p) for p in site.getsitepackages()]
     for root in roots:
@@ -350,6 +356,32 @@ class Ours:
         elapsed = time.perf_counter() - began
         if result.returncode != 0 or "postdeploy-ran" not in result.stdout:
             raise RuntimeError(f"ours failed ({result.returncode}): {result.stderr.strip()}")
+        return elapsed
+
+
+class OursBaseline(Ours):
+    """``ours`` with another copy of the package first on ``PYTHONPATH`` (``--baseline``)."""
+
+    name = "ours-base"
+
+    def __init__(self, bench: Bench, package_parent: Path) -> None:
+        self.bench = bench
+        self.app = bench.app("base")
+        self.root = bench.work / "root-base"
+        self.env = {**bench.env, "PYTHONPATH": str(package_parent)}
+        for args in (["apps:create", self.app], ["checks:skip", self.app]):
+            run(bench.dt(*args, root=self.root), env=self.env)
+
+    def deploy(self) -> float:
+        b = self.bench
+        argv = b.dt(
+            "deploy", self.app, "--source", str(b.source), "--image", b.image, root=self.root
+        )
+        began = time.perf_counter()
+        result = subprocess.run(argv, capture_output=True, text=True, env=self.env)
+        elapsed = time.perf_counter() - began
+        if result.returncode != 0 or "postdeploy-ran" not in result.stdout:
+            raise RuntimeError(f"ours-base failed ({result.returncode}): {result.stderr.strip()}")
         return elapsed
 
 
@@ -617,6 +649,8 @@ def bench_deploy(bench: Bench) -> dict[str, Any]:
         return api
 
     contestants: list[Any] = [Ours(bench), Cli(bench), Floor(bench, api)]
+    if bench.args.baseline is not None:
+        contestants.append(OursBaseline(bench, bench.args.baseline.resolve()))
     if bench.args.library:
         contestants.append(OursLibrary(bench))
     if bench.args.overlap:
@@ -647,6 +681,12 @@ def bench_deploy(bench: Bench) -> dict[str, Any]:
         for c in contestants
         if c.name != "floor"
     }
+    # What the process adds to the library deploy, and a change against its baseline.
+    for other in ("ours-lib", "ours-base"):
+        if other in times:
+            diffs[f"ours-{other}_ms"] = median(
+                [(x - y) * 1000 for x, y in zip(times["ours"], times[other], strict=True)]
+            )
     return {
         "foreign_container_starts": foreign_starts(bench, since),
         "rounds": rounds,
@@ -1323,6 +1363,16 @@ def summarize(results: dict[str, Any]) -> list[str]:
         lines.append(
             f"  ours - floor {diff} ms (target <= 200: {'met' if diff <= 200 else 'MISSED'})"
         )
+        if "ours-base/cli" in d["ratio_median_of_pairs"]:
+            lines.append(
+                f"  ours-base/cli {d['ratio_median_of_pairs']['ours-base/cli']}; ours - ours-base "
+                f"{d['diff_median_of_pairs_ms']['ours-ours-base_ms']} ms (median of pairs)"
+            )
+        if "ours-lib/cli" in d["ratio_median_of_pairs"]:
+            lines.append(
+                f"  ours - ours-lib {d['diff_median_of_pairs_ms']['ours-ours-lib_ms']} ms "
+                "(median of pairs: the process's start-up and exit)"
+            )
         lines.append(f"  containers started by others meanwhile: {d['foreign_container_starts']}")
         if "floor-overlap/cli" in d["ratio_median_of_pairs"]:
             lines.append(
@@ -1406,6 +1456,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="skip the floor-overlap contestant",
     )
     parser.add_argument(
+        "--baseline",
+        type=Path,
+        metavar="DIR",
+        help="also measure ours-base: the console script with PYTHONPATH=DIR, a directory "
+        "holding another copy of the dokku_tasks package, in the same rounds",
+    )
+    parser.add_argument(
         "--no-library",
         dest="library",
         action="store_false",
@@ -1425,7 +1482,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown sections: {', '.join(sorted(unknown))}")
 
-    compile_bytecode()
+    compile_bytecode(args.baseline)
     bench = Bench(args)
     results: dict[str, Any] = {"run_id": bench.run_id, "targets": TARGETS}
     interrupted = False

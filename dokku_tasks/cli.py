@@ -200,8 +200,27 @@ class _Group(click.Group):
         except click.UsageError as exc:
             # Dokku exits 1 for a bad command line; click's default is 2 and three lines.
             _fail(_usage_line(exc, ctx), 1)
-        except KeyboardInterrupt:
+        except KeyboardInterrupt as exc:
+            # A second Ctrl-C that lands after the deploy restored Python's handler, while the
+            # deploy's own interruption is still on its way here: that deploy's line stands.
+            interrupted = _in_flight_interruption(exc)
+            if interrupted is not None:
+                signal.signal(signal.SIGINT, signal.SIG_IGN)
+                signal.signal(signal.SIGTERM, signal.SIG_IGN)
+                _fail(interrupted.message, interrupted.exit_code, cleanup_line(interrupted))
             _fail("Interrupted", EXIT_INTERRUPTED)
+
+
+def _in_flight_interruption(exc: BaseException) -> InterruptedDeployError | None:
+    """The interrupted deploy a ``KeyboardInterrupt`` cut short, if any (its context chain)."""
+    seen: set[int] = set()
+    context = exc.__context__
+    while context is not None and id(context) not in seen:
+        if isinstance(context, InterruptedDeployError):
+            return context
+        seen.add(id(context))
+        context = context.__context__
+    return None
 
 
 @click.group("dokku-tasks", cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
@@ -235,7 +254,8 @@ def _reap_retirements(ctx: click.Context) -> None:
 def main() -> None:
     """The console script's entry point."""
     # A short-lived command makes few cycles: collecting them only costs start-up time, and
-    # freezing what is left spares the interpreter's exit from walking it again.
+    # freezing what is left spares the interpreter's exit from walking it again.  A command
+    # that may run long turns the collector back on (long_running).
     gc.disable()
     try:
         cli.main(prog_name="dokku-tasks")
@@ -256,6 +276,25 @@ def _release_stdout() -> None:
         from .output import discard
 
         discard(sys.stdout)
+
+
+def long_running(*, engine: bool = True) -> None:
+    """Turn the garbage collector back on for a command that may run long and print much
+    (``deploy``, ``run``, and a plugin's own such command, such as ``deploys:retry``).
+
+    Only when :func:`main` turned it off for the start-up, so only in a process of its own:
+    the command first imports what it will need (with ``engine``, the engine module and the
+    Docker SDK, the largest import of all, which the collector would otherwise walk over and
+    over), then freezes what start-up made, so that later collections never walk it again.
+    A command run in-process (a test, a caller of ``cli.main``) leaves the collector alone.
+    """
+    if gc.isenabled():
+        return
+    if engine:
+        from . import engine as _engine  # noqa: F401
+
+    gc.freeze()
+    gc.enable()
 
 
 def state_root(ctx: click.Context) -> Path:
@@ -650,8 +689,6 @@ def deploy(
     # Plugins are loaded once every value has parsed, so a typo is reported even when a
     # plugin is broken.
     plugins = _plugins(ctx)
-    # A deploy may run for long and stream much output: from here on, collect as usual.
-    gc.enable()
     if scheduler is not None and scheduler not in plugins.schedulers:
         valid = ", ".join(sorted(plugins.schedulers))
         raise PropertyError(f"Invalid scheduler {scheduler!r}, valid schedulers: {valid}")
@@ -660,6 +697,8 @@ def deploy(
     from . import pipeline
 
     output = _output()
+    # A deploy may run for long and stream much output: from here on, collect as usual.
+    long_running(engine=True)
     if show_plan:
         import json
 
@@ -782,7 +821,7 @@ def run_command(
         timeout = options.parse_task_timeout(task_timeout, allow_none=False)
     plugins = _plugins(ctx)
     # A command may run for long and print much: from here on, collect as usual.
-    gc.enable()
+    long_running(engine=True)
     result = oneoff.run(
         app,
         words,

@@ -8,6 +8,7 @@ interpreter's own start-up is then most of what the help costs.  Everything else
 
 from __future__ import annotations
 
+import gc
 import sys
 
 _HELP_FLAGS = (["--help"], ["-h"])
@@ -15,6 +16,9 @@ _HELP_FLAGS = (["--help"], ["-h"])
 
 def main() -> None:
     """The console script's entry point."""
+    # No garbage collection while the command starts (see dokku_tasks.cli.main): importing the
+    # CLI itself is the first thing that would pay for it.
+    gc.disable()
     if sys.argv[1:] in _HELP_FLAGS:
         from .command_index import cached_help
 

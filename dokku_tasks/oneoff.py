@@ -225,6 +225,9 @@ def run(
     except BaseException as failure:
         state.finish("failed", failure)
         raise
+    finally:
+        # Left ignoring signals after one arrived, until the run's end is recorded.
+        progress.restore_handlers()
     return result
 
 

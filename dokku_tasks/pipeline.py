@@ -179,6 +179,9 @@ def deploy(
         # A bug: the record must still say the deploy failed.
         _finish_history(output, recorder, "failed", None, failure)
         raise
+    finally:
+        # Left ignoring signals after one arrived, until the deploy's end is recorded.
+        progress.restore_handlers()
 
 
 def _start_history(
@@ -399,6 +402,14 @@ class _Progress:
     interruption: Interruption = attrs.field(factory=Interruption)
     #: Set once ``Application deployed`` is printed: from then on a signal cannot fail it.
     succeeded: bool = False
+    #: The caller's SIGINT and SIGTERM handlers, still to be put back after a signal.
+    saved_handlers: dict[int, Any] = attrs.field(factory=dict)
+
+    def restore_handlers(self) -> None:
+        """Put the caller's handlers back (once)."""
+        for sig, old in self.saved_handlers.items():
+            signal.signal(sig, old)
+        self.saved_handlers.clear()
 
 
 @contextmanager
@@ -423,14 +434,18 @@ def _signals_raise(progress: _Progress) -> Iterator[None]:
         if not progress.succeeded:
             raise _Stopped(signum)
 
-    previous = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)}
+    progress.saved_handlers = {
+        sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         yield
     finally:
-        # Restored even after a signal: a library caller keeps its own handling.  The CLI
-        # ignores further signals itself while it prints its last line.
-        for sig, old in previous.items():
-            signal.signal(sig, old)
+        # After a signal, further ones stay ignored while the deploy records its end:
+        # deploy() restores the caller's handlers as it returns or raises (a library caller
+        # keeps its own handling; the CLI ignores further signals itself while it prints
+        # its last line).
+        if progress.interruption.signum is None:
+            progress.restore_handlers()
 
 
 @attrs.define

@@ -69,7 +69,8 @@ WORKERS = 8
 #: A temporary file of an interrupted write older than this is removed by :func:`pending`.
 STALE_TEMP_SECONDS = 60.0
 #: How long a starting retirer tries for the lock: a :func:`retirer_running` probe holds it for
-#: a moment, and must not make a new retirer give up.
+#: a moment, and must not make a new retirer give up.  A holder whose pid is in the lock file
+#: and alive (a retirer, or a deploy starting one) holds it for good: nobody waits for it.
 LOCK_TRIES = 5
 LOCK_TRY_DELAY = 0.01
 
@@ -515,7 +516,9 @@ def acquire_retirer_lock(root: Path, tries: int = LOCK_TRIES) -> int | None:
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            if attempt + 1 >= max(1, tries):
+            # A deploy that finds a retirer running must not wait for it (it sees the new
+            # records): only a holder that names no live process, a probe, is worth a retry.
+            if attempt + 1 >= max(1, tries) or _holder_alive(fd):
                 os.close(fd)
                 return None
             time.sleep(LOCK_TRY_DELAY)
@@ -523,6 +526,28 @@ def acquire_retirer_lock(root: Path, tries: int = LOCK_TRIES) -> int | None:
         break
     _write_pid(fd, os.getpid())
     return fd
+
+
+def _holder_alive(fd: int) -> bool:
+    """Whether the lock file open at ``fd`` names a process that is alive.
+
+    A retirer (and a deploy from the moment it takes the lock to start one) keeps its pid in
+    the file; a :func:`retirer_running` probe writes nothing, and a retirer that let go
+    emptied the file.
+    """
+    try:
+        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+    except OSError:
+        return False
+    if not text.isdigit():
+        return False
+    try:
+        os.kill(int(text), 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # PermissionError: alive, another user's
+        return True
+    return True
 
 
 def _write_pid(fd: int, pid: int) -> None:

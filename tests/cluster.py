@@ -10,8 +10,8 @@ only asks for them::
 
 The ``cluster`` fixture is session-wide: it brings the cluster up (``cluster.sh up 2``) unless it is up
 already, and takes it down at the end of the session only if it made it.  Tests marked
-``cluster`` run on one pytest-xdist worker with the swarm tests (tests/conftest.py), because
-the main engine is in one swarm at a time.  A test that drains nodes or kills an engine uses
+``cluster`` run in one pytest process with the swarm tests (scripts/test.sh runs them beside
+the parallel run of the others), because the main engine is in one swarm at a time.  A test that drains nodes or kills an engine uses
 ``heal()`` (through the ``healthy_cluster`` fixture) so the next test finds every node
 ``ready`` and ``active``.
 """
@@ -48,7 +48,8 @@ class Worker:
         """A Docker SDK client of this worker's engine (close it after use)."""
         import docker
 
-        return docker.DockerClient(base_url=self.socket, timeout=30)
+        # A fixed API version: no request (and no socket to leak) while the engine is down.
+        return docker.DockerClient(base_url=self.socket, version="1.41", timeout=30)
 
     def kill_engine(self) -> None:
         """SIGKILL the worker's dockerd: the node is lost as in a crash."""

@@ -32,19 +32,6 @@ if os.environ.get("CI"):
 if "mutmut" in sys.modules:
     sys.setrecursionlimit(max(sys.getrecursionlimit(), 10_000))
 
-#: Markers whose tests share one engine-wide resource (the main engine's swarm membership):
-#: under pytest-xdist (scripts/test.sh runs ``-n auto --dist loadgroup``) they all go to one
-#: worker, in order, so one module's swarm fixture never leaves a swarm another module uses.
-SERIAL_MARKERS = ("swarm", "cluster")
-
-
-@pytest.hookimpl(tryfirst=True)  # before xdist's own, which reads the groups
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    for item in items:
-        if any(item.get_closest_marker(name) for name in SERIAL_MARKERS):
-            item.add_marker(pytest.mark.xdist_group("swarm"))
-
-
 BASE_IMAGE = "dokku-tasks/busybox:latest"
 TINI_IMAGE = "dokku-tasks/busybox-tini:latest"
 APP_LABEL = "com.dokku.app-name"

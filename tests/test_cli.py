@@ -7,10 +7,12 @@ third-party plugin; a few run the installed script end to end.
 
 from __future__ import annotations
 
+import gc
 import importlib.metadata
 import json
 import os
 import shutil
+import signal
 import stat
 import subprocess
 import sys
@@ -1046,6 +1048,58 @@ def test_module_entry_point(root: Path) -> None:
     )
 
 
+def _probe(root: Path, code: str) -> list[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        env=_script_env(root),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    return done.stdout.split()
+
+
+def test_a_command_starts_and_ends_without_a_collection(root: Path) -> None:
+    """The console script turns the collector off before it imports the CLI."""
+    probe = (
+        "import gc, sys\n"
+        "from dokku_tasks import console\n"
+        "runs = []\n"
+        "gc.callbacks.append(lambda phase, info: runs.append(info) if phase == 'start' else None)\n"
+        "sys.argv = ['dokku-tasks', 'apps:list']\n"
+        "try:\n"
+        "    console.main()\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print(len(runs), gc.isenabled(), 'dokku_tasks.cli' in sys.modules)\n"
+    )
+    assert _probe(root, probe) == ["0", "False", "True"]
+
+
+@pytest.mark.parametrize("engine", [True, False])
+def test_a_long_command_collects_once_started(root: Path, engine: bool) -> None:
+    """deploy and run turn the collector back on, with start-up frozen and (for the engine)
+    the Docker SDK imported first."""
+    probe = (
+        "import gc, sys\n"
+        "from dokku_tasks import cli\n"
+        "gc.disable()\n"
+        f"cli.long_running(engine={engine})\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0, 'docker' in sys.modules)\n"
+    )
+    assert _probe(root, probe) == ["True", "True", str(engine)]
+
+
+def test_a_command_run_in_process_leaves_the_collector_alone() -> None:
+    frozen = gc.get_freeze_count()
+    assert gc.isenabled()
+    cli_module.long_running(engine=False)
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == frozen
+
+
 def test_import_loads_no_plugins_and_help_no_docker(root: Path) -> None:
     probe = (
         "import sys, dokku_tasks.cli; "
@@ -1087,3 +1141,38 @@ def test_deploy_refuses_an_unknown_phase_to_skip(tmp_path: Path) -> None:
         "Unknown phase 'nope' to skip: expected one of predeploy, release, postdeploy, "
         "heroku.postdeploy",
     )
+
+
+def test_a_late_ctrl_c_does_not_replace_the_interrupted_deploys_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A second SIGINT that lands while the deploy's own interruption is on its way up (after
+    the deploy put Python's handler back) must not turn the line into ``Interrupted``."""
+    import click
+
+    from dokku_tasks import cli as cli_module
+    from dokku_tasks.errors import InterruptedDeployError
+
+    ignored: list[int] = []
+    monkeypatch.setattr(cli_module.signal, "signal", lambda signum, handler: ignored.append(signum))
+
+    @click.command()
+    def stopped() -> None:
+        try:
+            raise InterruptedDeployError(2, "SIGINT")
+        finally:
+            raise KeyboardInterrupt  # the late Ctrl-C, raised while the first is in flight
+
+    @click.command()
+    def plain() -> None:
+        raise KeyboardInterrupt
+
+    for command, line, code in (
+        (stopped, " !     Deploy interrupted by SIGINT; task containers removed", 130),
+        (plain, " !     Interrupted", 130),
+    ):
+        group = cli_module._Group("t", commands={"go": command})
+        result = CliRunner().invoke(group, ["go"])
+        assert (result.exit_code, result.stderr.splitlines()) == (code, [line])
+    assert ignored == [signal.SIGINT, signal.SIGTERM]  # for the stopped deploy's line only
+    assert cli_module._in_flight_interruption(KeyboardInterrupt()) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import stat
@@ -417,6 +418,76 @@ def test_a_probe_does_not_make_a_starting_retirer_give_up(root: Path) -> None:
     finally:
         stop.set()
         thread.join()
+
+
+def _hold_like_a_probe(root: Path, pid: int | None = None) -> int:
+    """Hold the retirer lock without ``acquire_retirer_lock``: the way a ``retirer_running``
+    probe does (no pid in the file), or with the ``pid`` of a retirer that was killed."""
+    path = retirement.lock_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    os.ftruncate(fd, 0)
+    if pid is not None:
+        os.pwrite(fd, f"{pid}\n".encode(), 0)
+    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    return fd
+
+
+def test_a_deploy_does_not_wait_for_a_running_retirer(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lock of a live retirer (its pid in the file) is given up on at once: a deploy
+    within ``wait-to-retire`` of the last one used to sleep through every retry."""
+    slept: list[float] = []
+    monkeypatch.setattr(retirement.time, "sleep", slept.append)
+    held = retirement.acquire_retirer_lock(root)
+    assert held is not None
+    try:
+        assert retirement.acquire_retirer_lock(root) is None
+        spawned: list[Any] = []
+        monkeypatch.setattr(retirement.subprocess, "Popen", lambda *a, **k: spawned.append(a))
+        retirement.spawn_retirer(root)
+        assert spawned == []
+    finally:
+        retirement.release_retirer_lock(held)
+    assert slept == []
+
+
+def test_a_holder_naming_no_live_process_is_tried_again(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A probe holds the lock (no pid in the file): one more try, which finds it free.
+    probe = _hold_like_a_probe(root)
+    slept: list[float] = []
+
+    def sleep(seconds: float) -> None:
+        slept.append(seconds)
+        os.close(probe)  # the probe is over
+
+    monkeypatch.setattr(retirement.time, "sleep", sleep)
+    fd = retirement.acquire_retirer_lock(root)
+    assert fd is not None
+    retirement.release_retirer_lock(fd)
+    assert slept == [retirement.LOCK_TRY_DELAY]
+
+
+def test_a_dead_pid_in_the_lock_file_is_no_live_holder(
+    root: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    gone = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    holder = _hold_like_a_probe(root, pid=int(gone.stdout))
+    slept: list[float] = []
+    monkeypatch.setattr(retirement.time, "sleep", slept.append)
+    try:
+        assert retirement.acquire_retirer_lock(root, tries=3) is None
+    finally:
+        os.close(holder)
+    assert slept == [retirement.LOCK_TRY_DELAY] * 2
 
 
 def test_reap_if_due_spawns_only_when_due_and_no_retirer_runs(

@@ -39,7 +39,7 @@ from tests.deploys import (
     task_containers,
 )
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.serial]
 
 # -- timeout ---------------------------------------------------------------------------------
 

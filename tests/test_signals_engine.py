@@ -14,7 +14,7 @@ import pytest
 from tests.conftest import write_app
 from tests.deploys import DEPLOY_TIMEOUT, DOCKERFILE, LiveDeploy, dokku, dokku_cmd, retire_now
 
-pytestmark = pytest.mark.engine
+pytestmark = [pytest.mark.engine, pytest.mark.serial]
 
 #: PID 1 without a TERM handler ignores SIGTERM: stopping the old container takes 10 s.
 STUBBORN_WEB = "web: sleep 3600\n"

@@ -262,9 +262,10 @@ def register_commands(cli: click.Group) -> None:
         """Run the failed newest deploy of APP again from its failed phase, on its image."""
         from .. import options
         from ..apps import AppRegistry
-        from ..cli import state_root
+        from ..cli import long_running, state_root
         from ..retry import retry
 
         root = state_root(ctx)
         AppRegistry(root).require(app)
+        long_running()
         retry(app, deploy_id, root=root, env=options.config_values(env, env_file))
