@@ -1,7 +1,7 @@
 """Built-in plugin: the ``swarm`` scheduler, running tasks as jobs and processes as services.
 
 Predeploy still runs (and commits) on the local engine: a commit has no cluster equivalent.
-``release``, ``postdeploy`` and ``heroku.postdeploy`` run as one-shot ``replicated-job``
+``release``, ``postdeploy`` and ``heroku.postdeploy`` run as one-shot
 services; each process type is a replicated service updated start-first.
 
 The checks before the switch (the ``checks`` plugin's, for ``docker-local``) become the
@@ -364,7 +364,8 @@ def check_failure(
 
 
 class SwarmScheduler:
-    """Tasks as ``replicated-job`` services and processes as replicated services."""
+    """Tasks as one-shot services (one task, never restarted) and processes as replicated
+    services."""
 
     name = NAME
     can_commit = False

@@ -67,7 +67,7 @@ class SwarmEngine:
         }
 
     def create_service(self, spec: ServiceSpec) -> str:
-        """Create a service (a one-shot ``replicated-job`` when ``spec.job``); return its id."""
+        """Create a service (one task, run once, when ``spec.job``); return its id."""
         with engine_errors(f"Cannot create service {spec.name}"):
             result = self._api.create_service(  # type: ignore[no-untyped-call]
                 name=spec.name, **_service_args(spec)
@@ -216,7 +216,11 @@ def _service_args(spec: ServiceSpec) -> dict[str, Any]:
     )
     rollback = None
     if spec.job:
-        mode = docker.types.ServiceMode("replicated-job", replicas=1, concurrency=1)
+        # One task, never restarted (condition "none"), of a plain replicated service rather
+        # than a "replicated-job": engine 20.10 never cleans up the task of a job service
+        # that is removed, and its container stays on the node that ran it (moby/moby#42789,
+        # #44312).  A replicated service's tasks and containers go with it, on every node.
+        mode = docker.types.ServiceMode("replicated", replicas=1)
         update = None
     else:
         mode = docker.types.ServiceMode("replicated", replicas=spec.replicas)
