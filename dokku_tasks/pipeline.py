@@ -140,7 +140,7 @@ def deploy(
     progress = _Progress()
     recorder = None
     try:
-        with _app_lock(root, app), _signals_raise(progress):
+        with _app_lock(root, app), images_lock(root, app), _signals_raise(progress):
             recorder, output = _start_history(root, app, request, plugins, registry, output)
             # First, before anything is built or read: a plugin may refuse the deploy.
             plugins.deploy_started(
@@ -378,6 +378,32 @@ def _app_lock(root: Path, app: str) -> Iterator[None]:
         except BlockingIOError:
             raise DeployLockedError(app) from None
         yield
+    finally:
+        os.close(fd)
+
+
+@contextmanager
+def images_lock(root: Path, app: str, *, wait: bool = True) -> Iterator[bool]:
+    """Hold the lock on the app's images (``ROOT/locks/APP.images.lock``); yield whether it
+    is held.
+
+    A deploy holds it from before its build to its end, waiting for it (a retirer's prune
+    takes moments); the retirer prunes only when it gets it at once (``wait=False``), so it
+    never removes an image whose layers a running build is using as cache.
+    """
+    from .apps import state_errors
+
+    directory = root / "locks"
+    with state_errors(root, "write"):
+        directory.mkdir(parents=True, exist_ok=True)
+        fd = os.open(directory / f"{app}.images.lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        yield True
     finally:
         os.close(fd)
 

@@ -432,20 +432,27 @@ def retire_due(root: Path, engine: Engine, *, force: bool = False, now: float | 
     if not chosen:
         return 0
     failed = _retire_records(root, engine, chosen)
-    _prune_images(engine, {r.app for r in chosen} - {r.app for r in failed})
+    _prune_images(root, engine, {r.app for r in chosen} - {r.app for r in failed})
     return len(chosen) - len(failed)
 
 
-def _prune_images(engine: Engine, apps: set[str]) -> None:
+def _prune_images(root: Path, engine: Engine, apps: set[str]) -> None:
     """Prune the images the retired containers kept in use, as the deploy prunes the rest:
-    everything of the app but what rollback and retry need."""
-    from .pipeline import DEPLOYED_IMAGE_REPO, KEPT_TAGS
+    everything of the app but what rollback and retry need.
+
+    Not while a deploy of the app runs (it holds the app's images lock): its build may be
+    using layers of those images as cache, and would fail with "unable to find image".  That
+    deploy prunes at its end.
+    """
+    from .errors import DokkuTasksError
+    from .pipeline import DEPLOYED_IMAGE_REPO, KEPT_TAGS, images_lock
 
     for app in sorted(apps):
         repository = DEPLOYED_IMAGE_REPO.format(app=app)
         # A failure to prune is no failure to retire: the next deploy prunes again.
-        with contextlib.suppress(EngineError):
-            engine.prune_images(app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
+        with contextlib.suppress(DokkuTasksError), images_lock(root, app, wait=False) as held:
+            if held:
+                engine.prune_images(app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
 
 
 # -- the deploy's side -----------------------------------------------------------------------

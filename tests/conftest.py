@@ -148,9 +148,20 @@ def build_image(docker_client: Any, engine_app: str, tmp_path: Path) -> Any:
             if name.endswith(".sh") or name == "entrypoint":
                 target.chmod(0o755)
         tag = f"dokku-tasks-test/{engine_app}:{uuid.uuid4().hex[:8]}"
-        docker_client.images.build(
-            path=str(context), tag=tag, labels={APP_LABEL: engine_app}, rm=True
-        )
+        import docker.errors
+
+        try:
+            docker_client.images.build(
+                path=str(context), tag=tag, labels={APP_LABEL: engine_app}, rm=True
+            )
+        except docker.errors.BuildError as exc:
+            # Under pytest-xdist another test's clean-up can remove an image this build found
+            # in the engine's cache a moment before; once more, without the cache.
+            if "unable to find image" not in str(exc) and "parent image" not in str(exc):
+                raise
+            docker_client.images.build(
+                path=str(context), tag=tag, labels={APP_LABEL: engine_app}, rm=True, nocache=True
+            )
         return tag
 
     return build

@@ -248,6 +248,24 @@ def test_retire_due_updates_stops_removes_then_drops_the_record(root: Path) -> N
     ]
 
 
+def test_images_are_not_pruned_while_a_deploy_of_the_app_holds_its_images_lock(
+    root: Path,
+) -> None:
+    """A running deploy's build may use the old images' layers as cache: removing them would
+    fail it with "unable to find image".  The containers are still retired."""
+    from dokku_tasks.pipeline import images_lock
+
+    engine = FakeEngine()
+    retirement.register(root, "shop", [(CID_A, "a")], wait=0, stop_timeout=1)
+    retirement.register(root, "blog", [(CID_C, "c")], wait=0, stop_timeout=1)
+    with images_lock(root, "shop") as held:
+        assert held
+        assert retirement.retire_due(root, engine) == 2  # type: ignore[arg-type]
+    assert [app for app, _ in engine.pruned] == ["blog"]
+    with images_lock(root, "shop", wait=False) as held:
+        assert held  # released: the next deploy, or retirer, may take it
+
+
 def test_retire_due_force_takes_records_that_are_not_due(root: Path) -> None:
     engine = FakeEngine()
     retirement.register(root, "shop", [(CID_A, "a"), (CID_B, "b")], wait=60, stop_timeout=2)
