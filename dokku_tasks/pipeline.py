@@ -5,7 +5,6 @@
 
 from __future__ import annotations
 
-import fcntl
 import os
 import posixpath
 import signal
@@ -34,6 +33,7 @@ from .errors import (
     add_cleanup_note,
     cleanup_line,
 )
+from .locks import holding, images_lock, lock_path
 from .models import (
     APP_JSON_FILE,
     HEROKU_POSTDEPLOY,
@@ -366,46 +366,10 @@ def _app_lock(root: Path, app: str) -> Iterator[None]:
         space or inodes, or has a file where ``ROOT/locks`` belongs.  Taken before anything
         else, so a deploy that could not record its result never starts.
     """
-    from .apps import state_errors
-
-    directory = root / "locks"
-    with state_errors(root, "write"):
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / f"{app}.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise DeployLockedError(app) from None
+    with holding(root, lock_path(root, app), wait=False) as held:
+        if not held:
+            raise DeployLockedError(app)
         yield
-    finally:
-        os.close(fd)
-
-
-@contextmanager
-def images_lock(root: Path, app: str, *, wait: bool = True) -> Iterator[bool]:
-    """Hold the lock on the app's images (``ROOT/locks/APP.images.lock``); yield whether it
-    is held.
-
-    A deploy holds it from before its build to its end, waiting for it (a retirer's prune
-    takes moments); the retirer prunes only when it gets it at once (``wait=False``), so it
-    never removes an image whose layers a running build is using as cache.
-    """
-    from .apps import state_errors
-
-    directory = root / "locks"
-    with state_errors(root, "write"):
-        directory.mkdir(parents=True, exist_ok=True)
-        fd = os.open(directory / f"{app}.images.lock", os.O_RDWR | os.O_CREAT, 0o600)
-    try:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield False
-            return
-        yield True
-    finally:
-        os.close(fd)
 
 
 class _Stopped(BaseException):

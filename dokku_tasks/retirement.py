@@ -445,7 +445,8 @@ def _prune_images(root: Path, engine: Engine, apps: set[str]) -> None:
     deploy prunes at its end.
     """
     from .errors import DokkuTasksError
-    from .pipeline import DEPLOYED_IMAGE_REPO, KEPT_TAGS, images_lock
+    from .locks import images_lock
+    from .pipeline import DEPLOYED_IMAGE_REPO, KEPT_TAGS
 
     for app in sorted(apps):
         repository = DEPLOYED_IMAGE_REPO.format(app=app)

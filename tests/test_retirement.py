@@ -253,7 +253,7 @@ def test_images_are_not_pruned_while_a_deploy_of_the_app_holds_its_images_lock(
 ) -> None:
     """A running deploy's build may use the old images' layers as cache: removing them would
     fail it with "unable to find image".  The containers are still retired."""
-    from dokku_tasks.pipeline import images_lock
+    from dokku_tasks.locks import images_lock
 
     engine = FakeEngine()
     retirement.register(root, "shop", [(CID_A, "a")], wait=0, stop_timeout=1)
