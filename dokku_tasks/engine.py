@@ -210,12 +210,7 @@ class Engine:
 
     def image(self, ref: str) -> ImageInfo:
         """Inspect an image.  :raises SourceError: it does not exist on this engine."""
-        try:
-            data = self._api.inspect_image(ref)  # type: ignore[no-untyped-call]
-        except docker.errors.ImageNotFound:
-            raise SourceError(f"Image {ref} does not exist") from None
-        except _ENGINE_FAILURES as exc:
-            raise EngineError(f"Cannot inspect image {ref}: {_why(exc)}") from exc
+        data = self._inspect_image(ref)
         config = data.get("Config") or {}
         return ImageInfo(
             ref=ref,
@@ -225,6 +220,15 @@ class Engine:
             workdir=config.get("WorkingDir") or "",
             labels=config.get("Labels") or {},
         )
+
+    def _inspect_image(self, ref: str) -> Mapping[str, Any]:
+        """The engine's inspection of an image.  :raises SourceError: no such image."""
+        try:
+            return dict(self._api.inspect_image(ref))  # type: ignore[no-untyped-call]
+        except docker.errors.ImageNotFound:
+            raise SourceError(f"Image {ref} does not exist") from None
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Cannot inspect image {ref}: {_why(exc)}") from exc
 
     def image_id(self, ref: str) -> str | None:
         """The id ``ref`` names, or ``None`` when there is no such image."""
@@ -341,12 +345,7 @@ class Engine:
         from . import imagefs
         from .locate import MAX_IMAGE_FILE_BYTES
 
-        try:
-            data = self._api.inspect_image(image)  # type: ignore[no-untyped-call]
-        except docker.errors.ImageNotFound:
-            raise SourceError(f"Image {image} does not exist") from None
-        except _ENGINE_FAILURES as exc:
-            raise EngineError(f"Cannot inspect image {image}: {_why(exc)}") from exc
+        data = self._inspect_image(image)
         layers = _layer_directories(data)
         view = imagefs.MergedView([imagefs.INIT_LAYER, *map(imagefs.DirectoryLayer, layers)])
         workdir = (data.get("Config") or {}).get("WorkingDir") or ""
