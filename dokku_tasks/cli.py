@@ -15,7 +15,7 @@ import contextlib
 import gc
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
 
@@ -546,6 +546,37 @@ def plugins() -> None:
 # -- deploy ---------------------------------------------------------------------------------
 
 
+def _container_options(target: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """The options ``deploy`` and ``run`` share: config values (``-e``, ``--env-file``),
+    bind mounts (``-v``) and the network, whose help names ``target``."""
+    options = (
+        click.option(
+            "-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Config value."
+        ),
+        click.option(
+            "--env-file",
+            type=click.Path(path_type=Path),
+            help="KEY=VALUE lines; -e values override them.",
+        ),
+        click.option(
+            "-v",
+            "--volume",
+            "volumes",
+            multiple=True,
+            metavar="HOST:CONTAINER[:ro]",
+            help=f"Bind-mount a host path into {target}.",
+        ),
+        click.option("--network", help=f"Docker network for {target}."),
+    )
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
+
+
 def _deploy_request(
     app: str,
     *,
@@ -612,21 +643,7 @@ def _skipped_phases(skip: Sequence[str]) -> tuple[str, ...]:
     help="Source tree: builds DIR/Dockerfile, and holds app.json and the Procfile.",
 )
 @click.option("--image", help="Deploy this image (app.json and Procfile from its WORKDIR).")
-@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Config value.")
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path),
-    help="KEY=VALUE lines; -e values override them.",
-)
-@click.option(
-    "-v",
-    "--volume",
-    "volumes",
-    multiple=True,
-    metavar="HOST:CONTAINER[:ro]",
-    help="Bind-mount a host path into task and process containers.",
-)
-@click.option("--network", help="Docker network for task and process containers.")
+@_container_options("task and process containers")
 @click.option(
     "--task-timeout",
     metavar="SECONDS",
@@ -775,21 +792,7 @@ class _RunCommand(click.Command):
 
 @cli.command("run", cls=_RunCommand)
 @click.argument("app")
-@click.option("-e", "--env", "env", multiple=True, metavar="KEY=VALUE", help="Config value.")
-@click.option(
-    "--env-file",
-    type=click.Path(path_type=Path),
-    help="KEY=VALUE lines; -e values override them.",
-)
-@click.option(
-    "-v",
-    "--volume",
-    "volumes",
-    multiple=True,
-    metavar="HOST:CONTAINER[:ro]",
-    help="Bind-mount a host path into the container.",
-)
-@click.option("--network", help="Docker network for the container.")
+@_container_options("the container")
 @click.option(
     "--task-timeout",
     metavar="SECONDS",
