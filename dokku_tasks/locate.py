@@ -6,12 +6,17 @@ import errno
 import os
 import posixpath
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .appjson import MAX_APP_JSON_BYTES
 from .errors import FileTooLargeError, PropertyError, SourceError
 from .procfile import MAX_PROCFILE_BYTES
+
+if TYPE_CHECKING:
+    from .models import AppFile
+    from .specs import ImageFile
 
 PROCFILE = "Procfile"
 
@@ -126,6 +131,32 @@ def read_source_file(
 
 #: Reads one path, relative to the image's WORKDIR: (kind, data, path with symlinks resolved).
 ImageReader = Callable[[str], tuple[str, bytes, str]]
+
+
+def image_paths(files: Sequence[AppFile]) -> list[str]:
+    """The paths (under the WORKDIR, cleaned) to ask the engine for to read ``files``."""
+    return sorted({clean_relative(file.path, file.setting) for file in files})
+
+
+def read_app_files(
+    workdir: str, files: Sequence[AppFile], read: Mapping[str, ImageFile]
+) -> dict[str, bytes | None]:
+    """Each of ``files`` by name, as :func:`read_image_file` takes it from ``read`` (what the
+    engine read of :func:`image_paths`, by path): its bytes, or ``None`` when missing.
+
+    :raises SourceError: a file leads outside the WORKDIR, or is not a regular file.
+    :raises FileTooLargeError: a file is over its ``max_bytes``.
+    """
+
+    def reader(path: str) -> tuple[str, bytes, str]:
+        return read[path].kind, read[path].data, read[path].resolved
+
+    return {
+        file.name: read_image_file(
+            workdir, file.path, reader, file.setting, limit=file.max_bytes, filename=file.name
+        )
+        for file in files
+    }
 
 
 def read_image_file(

@@ -725,29 +725,14 @@ class _Deploy:
 
         if not files:
             return {}
-        wanted = {locate.clean_relative(file.path, file.setting) for file in files}
         read = self.engine.read_image_files(
             image.id,
             image.workdir,
-            sorted(wanted),
+            locate.image_paths(files),
             {APP_LABEL: self.app, **self.owner.labels},
             limit=max(file.max_bytes for file in files),
         )
-
-        def reader(path: str) -> tuple[str, bytes, str]:
-            return read[path].kind, read[path].data, read[path].resolved
-
-        return {
-            file.name: locate.read_image_file(
-                image.workdir,
-                file.path,
-                reader,
-                file.setting,
-                limit=file.max_bytes,
-                filename=file.name,
-            )
-            for file in files
-        }
+        return locate.read_app_files(image.workdir, files, read)
 
     def argv(self, task: Task, image: ImageInfo, context: DeployContext) -> tuple[str, ...]:
         """The container argv for ``task`` in ``image``, as the ``task_argv`` hook shapes it."""

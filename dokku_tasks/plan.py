@@ -288,12 +288,11 @@ class _Planner:
 
         if not app_files:
             return None
-        wanted = {locate.clean_relative(file.path, file.setting) for file in app_files}
         try:
             read = self.engine.read_image_files_in_place(
                 image.id,
                 image.workdir,
-                sorted(wanted),
+                locate.image_paths(app_files),
                 limit=max(file.max_bytes for file in app_files),
             )
         except LayersUnreadableError as exc:
@@ -303,18 +302,9 @@ class _Planner:
                 )
             return exc.reason
 
-        def reader(path: str) -> tuple[str, bytes, str]:
-            return read[path].kind, read[path].data, read[path].resolved
-
+        contents = locate.read_app_files(image.workdir, app_files, read)
         for file in app_files:
-            data = locate.read_image_file(
-                image.workdir,
-                file.path,
-                reader,
-                file.setting,
-                limit=file.max_bytes,
-                filename=file.name,
-            )
+            data = contents[file.name]
             where = read[locate.clean_relative(file.path, file.setting)].resolved
             if data is None:
                 files[file.name] = f"none at {where} in the image"
