@@ -4,38 +4,21 @@ request.  Run in-process with click's runner and the built-in plugins only."""
 from __future__ import annotations
 
 import base64
-import importlib.metadata
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 
-from dokku_tasks import manager
-from dokku_tasks.cli import cli
 from dokku_tasks.config_store import MAX_VALUE_BYTES, ConfigStore
 from dokku_tasks.properties import GLOBAL, PropertyStore
+from tests.cli_runs import builtins_only, ok, run
 
 
 @pytest.fixture(autouse=True)
-def hermetic(monkeypatch: pytest.MonkeyPatch, root: Path) -> Iterator[None]:
+def hermetic(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
     """The built-ins, no installed plugin, a fresh state root with the app ``web``."""
-    monkeypatch.setattr(importlib.metadata, "distributions", lambda: iter(()))
-    monkeypatch.delenv(manager.DISABLE_ENV, raising=False)
-    monkeypatch.setenv("DOKKU_TASKS_ROOT", str(root))
-    (root / "apps" / "web").mkdir(parents=True)
-    yield
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def ok(*args: str) -> str:
-    result = run(*args)
-    assert (result.exit_code, result.stderr) == (0, ""), result.stderr
-    return result.stdout
+    builtins_only(monkeypatch, root, "web")
 
 
 def fails(result: Result, message: str, code: int = 1) -> None:

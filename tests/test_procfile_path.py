@@ -3,37 +3,20 @@ reads the Procfile (the deploys themselves are in test_procfile_path_engine.py).
 
 from __future__ import annotations
 
-import importlib.metadata
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
 
-from dokku_tasks import manager
-from dokku_tasks.cli import cli
 from dokku_tasks.plugins.procfile import app_files
 from dokku_tasks.properties import GLOBAL, PropertyStore
+from tests.cli_runs import builtins_only, ok, run
 
 
 @pytest.fixture(autouse=True)
-def hermetic(monkeypatch: pytest.MonkeyPatch, root: Path) -> Iterator[None]:
-    monkeypatch.setattr(importlib.metadata, "distributions", lambda: iter(()))
-    monkeypatch.delenv(manager.DISABLE_ENV, raising=False)
-    monkeypatch.setenv("DOKKU_TASKS_ROOT", str(root))
-    (root / "apps" / "web").mkdir(parents=True)
-    yield
-
-
-def run(*args: str) -> Result:
-    return CliRunner().invoke(cli, list(args), catch_exceptions=False)
-
-
-def ok(*args: str) -> str:
-    result = run(*args)
-    assert (result.exit_code, result.stderr) == (0, ""), result.stderr
-    return result.stdout
+def hermetic(monkeypatch: pytest.MonkeyPatch, root: Path) -> None:
+    """The built-ins, no installed plugin, a fresh state root with the app ``web``."""
+    builtins_only(monkeypatch, root, "web")
 
 
 def test_global_procfile_path_round_trip() -> None:
