@@ -104,6 +104,8 @@ def test_same_task_output_as_docker_local(
     labels = web.attrs["Spec"]["Labels"]
     assert labels == {"com.dokku.app-name": engine_app, "com.dokku.process-type": "web"}
     assert web.attrs["Spec"]["UpdateConfig"]["Order"] == "start-first"
+    # The engine's init as PID 1 of each process task (docker-local's init-process rule).
+    assert web.attrs["Spec"]["TaskTemplate"]["ContainerSpec"]["Init"] is True
     assert result.containers == (f"{engine_app}-web",)
     assert job_services(docker_client, engine_app) == []
 
