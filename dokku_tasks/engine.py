@@ -17,6 +17,7 @@ import json
 import os
 import posixpath
 import queue
+import re
 import tarfile
 import threading
 import time
@@ -58,6 +59,21 @@ WAIT_SLICE = 0.2
 
 #: What the SDK raises when the engine refuses a request or cannot be talked to.
 _ENGINE_FAILURES = (docker.errors.APIError, requests.exceptions.RequestException)
+
+#: How many times in all a build is tried when its cache probe loses a race (see
+#: :meth:`Engine.build`): each retry needs another removal in the same fraction of a second.
+BUILD_ATTEMPTS = 3
+
+_CACHE_PROBE_RACE = re.compile(r'unable to find image "sha256:[0-9a-f]{64}"')
+
+
+def is_cache_probe_race(message: str) -> bool:
+    """Whether a build failed because an image vanished while the engine probed its cache.
+
+    Only the cache probe names a missing image by its full ``sha256:`` id; a ``FROM`` image
+    that is missing is named as written, and the engine tries to pull it.
+    """
+    return _CACHE_PROBE_RACE.search(message) is not None
 
 
 @contextlib.contextmanager
@@ -239,11 +255,38 @@ class Engine:
         except _ENGINE_FAILURES as exc:
             raise EngineError(f"Cannot inspect image {ref}: {_why(exc)}") from exc
 
-    def build(self, context: Path, labels: Mapping[str, str], on_line: LineSink) -> str:
+    def build(
+        self,
+        context: Path,
+        labels: Mapping[str, str],
+        on_line: LineSink,
+        on_rebuild: Callable[[str], None] | None = None,
+    ) -> str:
         """Build ``context/Dockerfile`` untagged, streaming its output; return the image id.
+
+        A build whose cache probe lost a race with the removal of an image is built again, up
+        to :data:`BUILD_ATTEMPTS` times in all: the engine lists the children of the step's
+        parent image and then reads each, so the removal of *any* image built on the same
+        parent (another app's prune, or ``docker rmi``) between the two fails the build
+        with ``unable to find image "sha256:…"`` although nothing is wrong with it.
+        ``on_rebuild`` gets a line saying so before each new attempt.
 
         :raises BuildError: the build failed (its output was already passed to ``on_line``).
         """
+        for attempt in range(1, BUILD_ATTEMPTS + 1):
+            try:
+                return self._build_once(context, labels, on_line)
+            except BuildError as exc:
+                if attempt == BUILD_ATTEMPTS or not is_cache_probe_race(exc.message):
+                    raise
+                if on_rebuild is not None:
+                    on_rebuild(
+                        "An image the build cache was looking at was removed meanwhile "
+                        f"({exc.message.removeprefix('Image build failed: ')}); building again"
+                    )
+        raise AssertionError("unreachable: the last attempt returns or raises")
+
+    def _build_once(self, context: Path, labels: Mapping[str, str], on_line: LineSink) -> str:
         image_id = ""
         try:
             stream = self._api.build(

@@ -698,7 +698,10 @@ class _Deploy:
         from .specs import APP_LABEL
 
         image_id = self.engine.build(
-            self.request.source, {APP_LABEL: self.app}, self.output.task_stdout
+            self.request.source,
+            {APP_LABEL: self.app},
+            self.output.task_stdout,
+            on_rebuild=self.output.step,
         )
         self.newest_image = image_id
         return self.engine.image(image_id)

@@ -54,7 +54,11 @@ class FakeEngine:
         return self.tags.get(ref)
 
     def build(
-        self, context: Path, labels: Mapping[str, str], on_line: Callable[[str], None]
+        self,
+        context: Path,
+        labels: Mapping[str, str],
+        on_line: Callable[[str], None],
+        on_rebuild: Callable[[str], None] | None = None,
     ) -> str:
         self.built += 1
         self.calls.append("build")
