@@ -11,15 +11,20 @@ Each round runs, as subprocesses of the installed console script, in a rotating 
     ``dokku-tasks --root R config:show APP`` with ``--keys`` values stored (the figure).
 ``show-empty``
     ``config:show`` of an app with no values: the same command without the keys.
+``show-cold``
+    ``show`` with no command index (a cache directory of its own each run), as the first run
+    after installing or changing a plugin: every plugin is loaded and the index written.
 ``plugin-floor``
     ``ps:report --global --ps-computed-procfile-path``: a plugin command that reads one
-    property, so the cost of starting the CLI and loading the plugins.
+    property and is built from every plugin's settings, so the cost of starting the CLI and
+    loading all the plugins.
 
-``show - show-empty`` is what 1,000 keys cost; ``show-empty - plugin-floor`` what the config
-command adds to any plugin command.  The medians are printed (and written with ``--json``).
+``show - show-empty`` is what 1,000 keys cost; ``show-cold - show`` what loading only the config
+plugin (from the command index) saves.  The medians are printed (and written with ``--json``).
 As ``bench_deploy.py`` does, the package is compiled to bytecode first and the children run
-without ``PYTHONDONTWRITEBYTECODE``, as an installed package would.  The state root is a
-temporary directory, removed at the end.  A measurement, not a test: nothing is asserted.
+without ``PYTHONDONTWRITEBYTECODE``, as an installed package would.  The state root and the
+cache directory (``$XDG_CACHE_HOME``, where the command index lives) are temporary
+directories, removed at the end.  A measurement, not a test: nothing is asserted.
 """
 
 from __future__ import annotations
@@ -53,6 +58,8 @@ def main() -> None:
     command = console_script()
     env = child_env()
     root = Path(tempfile.mkdtemp(prefix="bench-config-"))
+    cache = Path(tempfile.mkdtemp(prefix="bench-config-cache-"))
+    env = {**env, "XDG_CACHE_HOME": str(cache / "warm")}
     try:
         for app in ("app", "empty"):
             (root / "apps" / app).mkdir(parents=True)
@@ -61,6 +68,7 @@ def main() -> None:
         contestants = {
             "show": [command, "--root", str(root), "config:show", "app"],
             "show-empty": [command, "--root", str(root), "config:show", "empty"],
+            "show-cold": [command, "--root", str(root), "config:show", "app"],
             "plugin-floor": [
                 command,
                 "--root",
@@ -70,16 +78,23 @@ def main() -> None:
                 "--ps-computed-procfile-path",
             ],
         }
+
+        def env_of(name: str) -> dict[str, str]:
+            if name != "show-cold":
+                return env
+            return {**env, "XDG_CACHE_HOME": tempfile.mkdtemp(dir=cache)}
+
         # One warm-up each: the command index and the page cache.
-        for argv in contestants.values():
-            subprocess.run(argv, env=env, check=True, capture_output=True)
+        for name, argv in contestants.items():
+            subprocess.run(argv, env=env_of(name), check=True, capture_output=True)
         times: dict[str, list[float]] = {name: [] for name in contestants}
         names = list(contestants)
         for round_number in range(args.rounds):
             shift = round_number % len(names)
             for name in names[shift:] + names[:shift]:
+                run_env = env_of(name)
                 began = time.perf_counter()
-                done = subprocess.run(contestants[name], env=env, capture_output=True)
+                done = subprocess.run(contestants[name], env=run_env, capture_output=True)
                 elapsed = time.perf_counter() - began
                 if done.returncode != 0:
                     sys.exit(f"{name} failed: {done.stderr.decode()}")
@@ -95,6 +110,7 @@ def main() -> None:
             "median_ms": {name: round(value, 1) for name, value in medians.items()},
             "min_ms": {name: round(min(values), 1) for name, values in times.items()},
             "keys_cost_ms": round(medians["show"] - medians["show-empty"], 1),
+            "index_saves_ms": round(medians["show-cold"] - medians["show"], 1),
             "load_average": os.getloadavg(),
             "python": sys.version.split()[0],
         }
@@ -103,6 +119,7 @@ def main() -> None:
             args.json.write_text(json.dumps(result, indent=2) + "\n")
     finally:
         shutil.rmtree(root, ignore_errors=True)
+        shutil.rmtree(cache, ignore_errors=True)
 
 
 if __name__ == "__main__":

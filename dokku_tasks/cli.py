@@ -15,6 +15,7 @@ import contextlib
 import gc
 import signal
 import sys
+import types
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn
@@ -71,6 +72,37 @@ def _fail(message: str, exit_code: int, cleanup: str | None = None) -> NoReturn:
     raise click.exceptions.Exit(exit_code)
 
 
+def _index_location() -> tuple[Path, list[str]]:
+    """The command index's file and the key it must carry to be current."""
+    from . import command_index
+
+    return command_index.cache_file(), command_index.context_key()
+
+
+def _indexed_command(entries: list[dict[str, Any]] | None, cmd_name: str) -> click.Command | None:
+    """The command ``cmd_name`` from the one plugin that registers it, when the (current)
+    command index ``entries`` name that plugin's module; None means: load every plugin.
+
+    The command is built by that module's ``register_commands`` alone: loading the other
+    plugins, and the hooks machinery, is most of what a command like ``config:show`` would
+    otherwise spend.  Anything unexpected (a module that no longer registers the command, an
+    import that fails) falls back to loading every plugin, which names a broken one.
+    """
+    module_name = next(
+        (entry.get("module") for entry in entries or () if entry["name"] == cmd_name), None
+    )
+    if not isinstance(module_name, str):
+        return None
+    import importlib
+
+    staging = click.Group()
+    try:
+        importlib.import_module(module_name).register_commands(cli=staging)
+    except Exception:  # any failure of plugin code: the full load says whose it is
+        return None
+    return staging.commands.get(cmd_name)
+
+
 def _usage_line(exc: click.UsageError, ctx: click.Context | None = None) -> str:
     where = exc.ctx or ctx
     hint = f" See '{where.command_path} --help'." if where is not None else ""
@@ -105,8 +137,18 @@ class _Group(click.Group):
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         command = super().get_command(ctx, cmd_name)
-        if command is None and cmd_name not in _NEVER_PLUGIN_COMMANDS:
+        if command is not None or cmd_name in _NEVER_PLUGIN_COMMANDS:
+            return command
+        from . import command_index
+
+        entries = command_index.read(*_index_location())
+        command = _indexed_command(entries, cmd_name)
+        if command is None:
             command = self._plugin_commands(ctx).get(cmd_name)
+            if entries is None:
+                # So that the next run of a plugin's command loads only that plugin.
+                with contextlib.suppress(DokkuTasksError):
+                    self._write_index(ctx)
         return command
 
     def list_commands(self, ctx: click.Context) -> list[str]:
@@ -140,8 +182,7 @@ class _Group(click.Group):
         (see :mod:`dokku_tasks.command_index`), else by loading the plugins and rewriting it."""
         from . import command_index
 
-        path, key = command_index.cache_file(), command_index.context_key()
-        entries = command_index.read(path, key)
+        entries = command_index.read(*_index_location())
         if entries is not None:
             return {
                 entry["name"]: click.Command(
@@ -153,22 +194,43 @@ class _Group(click.Group):
                 for entry in entries
             }
         try:
-            commands = self._plugin_commands(ctx)
+            return self._write_index(ctx)
         except DokkuTasksError:
             # A broken plugin must not take the help away.
             return {}
-        entries = [
-            {
-                "name": name,
-                "help": command.help,
-                "short_help": command.short_help,
-                "deprecated": command.deprecated,
-            }
-            for name, command in commands.items()
-            if not command.hidden
-        ]
+
+    def _write_index(self, ctx: click.Context) -> dict[str, click.Command]:
+        """Load the plugins, write the command index from their commands, return those.
+
+        Each entry names the plugin module whose ``register_commands`` made the command,
+        when the command's function comes from that module (see :func:`_indexed_command`).
+        """
+        from . import command_index
+
+        commands = self._plugin_commands(ctx)
+        pm = _plugins(ctx).pm
+        # Only a plugin that is a module can be imported again by its name.
+        registering = {
+            impl.plugin.__name__
+            for impl in pm.hook.register_commands.get_hookimpls()
+            if isinstance(impl.plugin, types.ModuleType)
+        }
+        entries = []
+        for name, command in commands.items():
+            if command.hidden:
+                continue
+            module = getattr(command.callback, "__module__", None)
+            entries.append(
+                {
+                    "name": name,
+                    "help": command.help,
+                    "short_help": command.short_help,
+                    "deprecated": command.deprecated,
+                    "module": module if module in registering else None,
+                }
+            )
         watched = command_index.watched_paths(command_index.loaded_module_files())
-        command_index.write(path, key, watched, entries)
+        command_index.write(*_index_location(), watched, entries)
         return commands
 
     def make_context(

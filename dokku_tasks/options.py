@@ -12,9 +12,12 @@ import posixpath
 import re
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import ParseError, UsageError
-from .models import Mount
+
+if TYPE_CHECKING:
+    from .models import Mount
 
 _KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 # Checked on every value, because neither the engine nor a process env can carry a NUL byte.
@@ -199,6 +202,9 @@ def parse_mount(spec: str) -> Mount:
             )
     if posixpath.normpath(target) in ("/", "//"):
         raise UsageError(f"Invalid -v value {_shown(spec)}: cannot mount over /")
+    # The records module builds many attrs classes: only a command that mounts needs it.
+    from .models import Mount
+
     return Mount(source=host, target=target, read_only=mode == "ro")
 
 

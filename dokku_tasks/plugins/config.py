@@ -16,14 +16,17 @@ import base64
 import binascii
 import json
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import click
 
 from ..config_store import ConfigStore, check_key, render
 from ..errors import UsageError
 from ..hookspecs import hookimpl
-from ..models import DeployContext
 from ..properties import GLOBAL
+
+if TYPE_CHECKING:
+    from ..models import DeployContext
 
 #: ``config:export`` formats, Dokku's names; ``exports`` is the default, as in Dokku.
 EXPORT_FORMATS = ("exports", "envfile", "json", "json-list", "pretty", "shell")
