@@ -750,6 +750,27 @@ class Engine:
             removed += 1
         return removed
 
+    def remove_image_if_untagged(self, image_id: str) -> bool:
+        """Remove ``image_id`` when no tag names it and nothing uses it; return whether it went.
+
+        As :meth:`prune_images` does for each image: the untagged layers it was built from
+        that nothing else uses go with it; one a container uses or an image is built on stays.
+        """
+        try:
+            tags = self._api.inspect_image(image_id).get("RepoTags") or []  # type: ignore[no-untyped-call]
+            if [t for t in tags if t != "<none>:<none>"]:
+                return False
+            self._api.remove_image(image_id)
+        except docker.errors.NotFound:
+            return False
+        except docker.errors.APIError as exc:
+            if exc.status_code == 409:  # in use, or another image is built on it
+                return False
+            raise EngineError(f"Cannot remove image {image_id[7:19]}: {_explain(exc)}") from exc
+        except requests.exceptions.RequestException as exc:
+            raise EngineError(f"Cannot remove image {image_id[7:19]}: {_first_line(exc)}") from exc
+        return True
+
     def remove_app_images(self, app: str) -> int:
         """Remove every image of ``app``; return how many went (``apps:destroy``).
 

@@ -525,6 +525,8 @@ class _Deploy:
         #: The newest image this deploy made (built, or committed by predeploy).
         self.newest_image: str | None = None
         self.containers: tuple[str, ...] = ()
+        #: Whether the app's other images were pruned already, beside postdeploy.
+        self.pruned_early = False
 
     def run(self) -> DeployResult:
         try:
@@ -546,15 +548,44 @@ class _Deploy:
         repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
         newest = self.newest_image if self.newest_image != self.deployed_image else None
 
+        pruned_early = self.pruned_early
+
         def keep_and_prune() -> None:
+            failed_ref = f"{repository}:{FAILED_TAG}"
+            # The image `failed` named, which the early prune kept: the tag may now leave it.
+            was_failed = self.engine.image_id(failed_ref) if pruned_early else None
+            freed = None
             if failed and newest is not None:
                 self.engine.tag(newest, repository, FAILED_TAG)
+                freed = was_failed if was_failed != newest else None
             elif not failed:
-                self.engine.untag(f"{repository}:{FAILED_TAG}")
-            self.engine.prune_images(self.app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
+                self.engine.untag(failed_ref)
+                freed = was_failed
+            if not pruned_early:
+                self.engine.prune_images(self.app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
+            elif freed is not None:
+                self.engine.remove_image_if_untagged(freed)
 
         # Beside the retirement of the old containers: an image they still use is kept anyway.
         self.engine.later(keep_and_prune, lane="images")
+
+    def _prune_beside_postdeploy(self) -> None:
+        """Prune the app's other images now, in the background, while postdeploy runs.
+
+        Listing the engine's images is slow on a host with many (about 80 ms a listing here,
+        and a prune lists twice); started after the switch, it overlaps postdeploy instead of
+        delaying the deploy's end.  The tags that keep images are where they stay: `latest`
+        and `previous` are set, and whatever the rest of the deploy does it moves only the
+        `failed` tag, which :meth:`_keep_images` then settles with the one image it frees.
+        """
+        repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
+        kept = [f"{repository}:{tag}" for tag in KEPT_TAGS]
+
+        def prune() -> None:
+            self.engine.prune_images(self.app, kept)
+
+        self.engine.later(prune, lane="images")
+        self.pruned_early = True
 
     def _result(self, error: BaseException | None) -> DeployResult:
         if error is None:
@@ -667,6 +698,7 @@ class _Deploy:
         for name, on in zip(self.containers, nodes, strict=True):
             self.output.info(f"Running {name} on {on}" if on else f"Running {name}")
 
+        self._prune_beside_postdeploy()
         runner.phase("post_deploy", POSTDEPLOY, image)
         # Only a deploy that got through postdeploy ends the app's "first deploy": a failed
         # scripts.dokku.postdeploy must not use up the once-only scripts.postdeploy, and

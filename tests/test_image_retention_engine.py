@@ -96,3 +96,29 @@ def test_apps_destroy_removes_every_image_of_the_app(
     done = dokku(root, "apps:destroy", engine_app, "--force")
     assert done.returncode == 0, done.stderr
     assert app_images(docker_client, engine_app) == set()
+
+
+def test_an_image_is_removed_only_when_untagged_and_unused(
+    docker_client: Any, engine_app: str, build_image: Any, tmp_path: Path
+) -> None:
+    from dokku_tasks.engine import Engine
+
+    tagged = docker_client.images.get(build_image(f"{DOCKERFILE}ENV ONE=1\n"))
+    engine = Engine.connect()
+    try:
+        untagged = []
+        for number in (2, 3):  # built as a deploy builds: untagged, labelled with the app
+            dockerfile = f"{DOCKERFILE}ENV NUMBER={number}\n"
+            context = write_app(tmp_path / f"untagged{number}", {"Dockerfile": dockerfile})
+            untagged.append(engine.build(context, {APP_LABEL: engine_app}, lambda line: None))
+        used, free = untagged
+        docker_client.api.create_container(used, labels={APP_LABEL: engine_app})
+        assert engine.remove_image_if_untagged(tagged.id) is False
+        assert engine.remove_image_if_untagged(used) is False
+        assert engine.remove_image_if_untagged(free) is True
+        assert engine.remove_image_if_untagged(free) is False  # gone already
+    finally:
+        engine.close()
+    assert docker_client.images.get(tagged.id).tags == tagged.tags
+    assert docker_client.images.get(used).id == used
+    assert free not in {image.id for image in docker_client.images.list(all=True)}

@@ -82,6 +82,10 @@ class FakeEngine:
         self.calls.append("prune")
         return 0
 
+    def remove_image_if_untagged(self, image_id: str) -> bool:
+        self.calls.append(f"remove if untagged {image_id}")
+        return image_id not in self.tags.values()
+
     def later(self, step: Callable[[], None], lane: str = "containers") -> None:
         step()
 
@@ -272,6 +276,56 @@ def test_a_failed_postdeploy_keeps_the_once_only_run(
     harness.log.clear()
     harness.deploy(source, captured)
     assert "heroku.postdeploy: ./seed" in harness.log
+
+
+def test_images_are_pruned_beside_postdeploy_and_a_freed_failed_image_after(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root, exits={"./migrate": 3})
+    with pytest.raises(TaskFailedError):
+        harness.deploy(source, captured)
+    assert harness.engine.tags["dokku/web:failed"] == "sha256:committed1"
+    harness.scheduler.exits = {}
+    harness.log.clear()
+    harness.engine.calls = harness.log  # one log: engine calls among the tasks
+    harness.deploy(source, captured)
+    switch = harness.log.index("tag dokku/web:latest")
+    assert harness.log[switch + 1 :] == [
+        "prune",
+        "postdeploy: ./warm",
+        "heroku.postdeploy: ./seed",
+        "remove if untagged sha256:committed1",
+    ]
+    assert "dokku/web:failed" not in harness.engine.tags
+
+
+def test_a_deploy_that_fails_before_the_switch_prunes_at_its_end(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root, exits={"./migrate": 3})
+    harness.engine.calls = harness.log
+    with pytest.raises(TaskFailedError):
+        harness.deploy(source, captured)
+    assert harness.log[-3:] == ["release: ./migrate", "tag dokku/web:failed", "prune"]
+    assert harness.log.count("prune") == 1
+
+
+def test_a_failed_postdeploy_was_pruned_beside_and_frees_nothing(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = Harness(root, exits={"./migrate": 3})
+    with pytest.raises(TaskFailedError):
+        harness.deploy(source, captured)
+    harness.scheduler.exits = {"./warm": 1}
+    harness.log.clear()
+    harness.engine.calls = harness.log
+    with pytest.raises(TaskFailedError):
+        harness.deploy(source, captured)
+    switch = harness.log.index("tag dokku/web:latest")
+    assert harness.log[switch + 1 :] == ["prune", "postdeploy: ./warm"]
+    # What an earlier failed deploy left for a retry stays: this one made no newer image
+    # than the one it deployed.
+    assert harness.engine.tags["dokku/web:failed"] == "sha256:committed1"
 
 
 def test_a_committing_task_outside_predeploy_is_refused(
