@@ -603,14 +603,24 @@ def _child_env() -> dict[str, str]:
     return env
 
 
+#: What the retirer's interpreter runs (``python -c``; its arguments follow): it lowers its own
+#: priority before it imports anything.  A retirer starts at a deploy's switch, while the
+#: deploy's postdeploy container starts: its start-up (about 100 ms of CPU) must not take the
+#: CPUs from the deploy and the engine.  It is the same as ``python -m dokku_tasks.retirement``.
+RETIRER_BOOT = (
+    "import os; os.nice(19); from dokku_tasks.retirement import main; raise SystemExit(main())"
+)
+
+
 def spawn_retirer(root: Path) -> None:
     """Start a detached retirer for ``root`` and return at once.
 
     The lock is taken here and handed to the child (the same open file), so that it is held
     without a gap from this moment on: when another retirer holds it, none is started, since
     that one looks at the records again before it exits.  The retirer runs in a session of
-    its own (a SIGINT or SIGHUP to this process's group never reaches it), with stdin, stdout
-    and stderr on ``/dev/null``, and outlives this process.  When it cannot be started,
+    its own (a SIGINT or SIGHUP to this process's group never reaches it), at the lowest CPU
+    priority (see :data:`RETIRER_BOOT`), with stdin, stdout and stderr on ``/dev/null``, and
+    outlives this process.  When it cannot be started,
     nothing is raised: the records stay and the next command starts one.
     """
     absolute = os.path.abspath(root)
@@ -622,7 +632,7 @@ def spawn_retirer(root: Path) -> None:
         return
     try:
         process = subprocess.Popen(
-            [sys.executable, "-m", "dokku_tasks.retirement", "--lock-fd", str(lock), absolute],
+            [sys.executable, "-c", RETIRER_BOOT, "--lock-fd", str(lock), absolute],
             stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

@@ -138,7 +138,11 @@ def test_sigterm_stops_a_graceful_container_at_once_and_force_retires_the_rest(
     assert status(docker_client, graceful.id) == "exited"  # not restarted
     assert status(docker_client, stubborn.id) == "running"
     assert len(retirement.pending(state)) == 2
-    assert retirement.retirer_pid(state) is not None  # waiting for the deadline
+    pid = retirement.retirer_pid(state)
+    assert pid is not None  # waiting for the deadline
+    # At the lowest CPU priority (field 19 of /proc/PID/stat, after the command's parentheses).
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    assert int(stat.rsplit(")", 1)[1].split()[16]) == 19
 
     engine = Engine.connect()
     try:
