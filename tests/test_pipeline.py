@@ -278,16 +278,25 @@ def test_a_failed_postdeploy_keeps_the_once_only_run(
     assert "heroku.postdeploy: ./seed" in harness.log
 
 
-def test_images_are_pruned_beside_postdeploy_and_a_freed_failed_image_after(
-    root: Path, source: Path, captured: Captured
-) -> None:
+def after_a_failed_release(
+    root: Path, source: Path, captured: Captured, exits: Mapping[str, int]
+) -> Harness:
+    """A harness whose first deploy failed in release (``dokku/web:failed`` is
+    ``sha256:committed1``), set to run ``exits`` next, with one log of tasks and engine calls."""
     harness = Harness(root, exits={"./migrate": 3})
     with pytest.raises(TaskFailedError):
         harness.deploy(source, captured)
     assert harness.engine.tags["dokku/web:failed"] == "sha256:committed1"
-    harness.scheduler.exits = {}
+    harness.scheduler.exits = exits
     harness.log.clear()
-    harness.engine.calls = harness.log  # one log: engine calls among the tasks
+    harness.engine.calls = harness.log
+    return harness
+
+
+def test_images_are_pruned_beside_postdeploy_and_a_freed_failed_image_after(
+    root: Path, source: Path, captured: Captured
+) -> None:
+    harness = after_a_failed_release(root, source, captured, exits={})
     harness.deploy(source, captured)
     switch = harness.log.index("tag dokku/web:latest")
     assert harness.log[switch + 1 :] == [
@@ -313,12 +322,7 @@ def test_a_deploy_that_fails_before_the_switch_prunes_at_its_end(
 def test_a_failed_postdeploy_was_pruned_beside_and_frees_nothing(
     root: Path, source: Path, captured: Captured
 ) -> None:
-    harness = Harness(root, exits={"./migrate": 3})
-    with pytest.raises(TaskFailedError):
-        harness.deploy(source, captured)
-    harness.scheduler.exits = {"./warm": 1}
-    harness.log.clear()
-    harness.engine.calls = harness.log
+    harness = after_a_failed_release(root, source, captured, exits={"./warm": 1})
     with pytest.raises(TaskFailedError):
         harness.deploy(source, captured)
     switch = harness.log.index("tag dokku/web:latest")
