@@ -558,10 +558,18 @@ def _holder_alive(fd: int) -> bool:
     return True
 
 
+#: The width of the pid in a retirer lock file (Linux pids have at most 7 digits).
+_PID_WIDTH = 10
+
+
 def _write_pid(fd: int, pid: int) -> None:
+    # Always the same width, so one write replaces the last pid: a file truncated first and
+    # written after would name no process in between, for as long as a retirer at nice 19
+    # waits for the CPU on a busy host.
+    data = f"{pid:>{_PID_WIDTH}}\n".encode()
     try:
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{pid}\n".encode(), 0)
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
     except OSError:
         pass  # the pid is for people and tests; the lock is what counts
 

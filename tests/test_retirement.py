@@ -691,3 +691,17 @@ def test_the_retirer_takes_a_handed_down_lock(root: Path) -> None:
     assert not retirement.retirer_running(root)  # released (and the fd closed) at the end
     with pytest.raises(OSError):
         os.fstat(fd)
+
+
+def test_a_pid_is_written_over_the_last_at_one_width(tmp_path: Path) -> None:
+    # No moment with an empty file: a reader must always find the holder's pid.
+    path = tmp_path / "retirer.lock"
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        retirement._write_pid(fd, 4194304)
+        assert path.read_text() == "   4194304\n"
+        retirement._write_pid(fd, 42)
+        assert path.read_text() == "        42\n"
+        assert path.read_text().strip() == "42"
+    finally:
+        os.close(fd)
