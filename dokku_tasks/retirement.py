@@ -564,7 +564,7 @@ _PID_WIDTH = 10
 
 def _write_pid(fd: int, pid: int) -> None:
     # Always the same width, so one write replaces the last pid: a file truncated first and
-    # written after would name no process in between, for as long as a retirer at nice 19
+    # written after would name no process in between, for as long as a retirer at a low priority
     # waits for the CPU on a busy host.
     data = f"{pid:>{_PID_WIDTH}}\n".encode()
     try:
@@ -613,10 +613,12 @@ def _child_env() -> dict[str, str]:
 
 #: What the retirer's interpreter runs (``python -c``; its arguments follow): it lowers its own
 #: priority before it imports anything.  A retirer starts at a deploy's switch, while the
-#: deploy's postdeploy container starts: its start-up (about 100 ms of CPU) must not take the
-#: CPUs from the deploy and the engine.  It is the same as ``python -m dokku_tasks.retirement``.
+#: deploy's postdeploy container starts: its start-up (about 100 ms of CPU) should leave the
+#: CPUs to the deploy and the engine.  Nice 10, not 19: under a load that keeps every CPU
+#: busy it still gets about a tenth of one, so its deadlines hold.  It is the same as
+#: ``python -m dokku_tasks.retirement``.
 RETIRER_BOOT = (
-    "import os; os.nice(19); from dokku_tasks.retirement import main; raise SystemExit(main())"
+    "import os; os.nice(10); from dokku_tasks.retirement import main; raise SystemExit(main())"
 )
 
 
@@ -626,7 +628,7 @@ def spawn_retirer(root: Path) -> None:
     The lock is taken here and handed to the child (the same open file), so that it is held
     without a gap from this moment on: when another retirer holds it, none is started, since
     that one looks at the records again before it exits.  The retirer runs in a session of
-    its own (a SIGINT or SIGHUP to this process's group never reaches it), at the lowest CPU
+    its own (a SIGINT or SIGHUP to this process's group never reaches it), at a lower CPU
     priority (see :data:`RETIRER_BOOT`), with stdin, stdout and stderr on ``/dev/null``, and
     outlives this process.  When it cannot be started,
     nothing is raised: the records stay and the next command starts one.
