@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from dokku_tasks import config_store
 from dokku_tasks.config_store import (
     MAX_VALUE_BYTES,
     ConfigStore,
@@ -19,7 +20,7 @@ from dokku_tasks.config_store import (
     check_value,
     render,
 )
-from dokku_tasks.errors import ConfigError
+from dokku_tasks.errors import ConfigError, FileTooLargeError
 from dokku_tasks.options import _double_quoted, parse_env_file
 from dokku_tasks.properties import GLOBAL, PropertyStore
 
@@ -160,6 +161,170 @@ def test_a_directory_in_the_files_place_is_one_line(tmp_path: Path) -> None:
     store.path("web").mkdir(parents=True)
     with pytest.raises(ConfigError, match="Is a directory"):
         store.get_all("web")
+
+
+def test_a_directory_in_the_files_place_says_so_and_where(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path)
+    store.path("web").mkdir(parents=True)
+    with pytest.raises(ConfigError) as info:
+        store.get_all("web")
+    assert info.value.message == f"Cannot read config file {store.path('web')}: Is a directory"
+
+
+def test_a_fifo_in_the_files_place_is_refused_without_waiting_for_a_writer(
+    tmp_path: Path,
+) -> None:
+    store = ConfigStore(tmp_path)
+    store.path("web").parent.mkdir(parents=True)
+    os.mkfifo(store.path("web"))
+    with pytest.raises(ConfigError) as info:
+        store.get_all("web")
+    assert info.value.message == f"Cannot read config file {store.path('web')}: not a file"
+
+
+def test_a_file_where_the_apps_directory_belongs_is_one_line(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path)
+    app_directory = store.path("web").parent
+    app_directory.parent.mkdir(parents=True)
+    app_directory.write_text("")
+    with pytest.raises(ConfigError) as info:
+        store.get_all("web")
+    assert info.value.message == f"Cannot read config file {store.path('web')}: Not a directory"
+    with pytest.raises(ConfigError) as info:
+        store.set("web", {"A": "1"})
+    assert info.value.message == (f"Cannot write config directory {app_directory}: File exists")
+
+
+@pytest.fixture
+def small_limit(monkeypatch: pytest.MonkeyPatch) -> int:
+    """A config file limit of 100 bytes instead of 64 MiB."""
+    monkeypatch.setattr(config_store, "MAX_CONFIG_BYTES", 100)
+    return 100
+
+
+def test_a_file_at_the_limit_is_read_and_one_byte_over_is_refused(
+    tmp_path: Path, small_limit: int
+) -> None:
+    store = ConfigStore(tmp_path)
+    store.set("web", {"A": "1"})
+    line = 'A="' + "x" * (small_limit - 5) + '"\n'
+    store.path("web").write_text(line)
+    assert store.get_all("web") == {"A": "x" * (small_limit - 5)}
+    store.path("web").write_text(line + "\n")
+    with pytest.raises(FileTooLargeError) as info:
+        store.get_all("web")
+    assert info.value.message == (
+        f"Invalid config file: {store.path('web')} is 101 bytes, over the limit of 100 bytes"
+        " (100 bytes)"
+    )
+
+
+def test_a_file_that_hides_its_size_is_refused_after_the_limit(
+    tmp_path: Path, small_limit: int
+) -> None:
+    # /proc files say they are empty: only reading tells how large they are.
+    store = ConfigStore(tmp_path)
+    store.path("web").parent.mkdir(parents=True)
+    store.path("web").symlink_to("/proc/self/status")
+    with pytest.raises(FileTooLargeError) as info:
+        store.get_all("web")
+    assert info.value.message == (
+        f"Invalid config file: {store.path('web')} is over the limit of 100 bytes (100 bytes)"
+    )
+
+
+def test_a_file_that_fails_to_read_is_one_line(tmp_path: Path) -> None:
+    # /proc/self/mem is a regular file whose first page cannot be read: EIO.
+    store = ConfigStore(tmp_path)
+    store.path("web").parent.mkdir(parents=True)
+    store.path("web").symlink_to("/proc/self/mem")
+    with pytest.raises(ConfigError) as info:
+        store.get_all("web")
+    assert info.value.message == (
+        f"Cannot read config file {store.path('web')}: Input/output error"
+    )
+
+
+def test_a_write_at_the_limit_is_stored_and_one_byte_over_is_refused(
+    tmp_path: Path, small_limit: int
+) -> None:
+    store = ConfigStore(tmp_path)
+    value = "x" * (small_limit - 5)  # A="x…x" and a newline: exactly the limit
+    store.set("web", {"A": value})
+    assert store.get_all("web") == {"A": value}
+    with pytest.raises(ConfigError) as info:
+        store.set("web", {"A": value + "x"})
+    assert info.value.message == (
+        "Cannot store the config of web: it would be 101 bytes, over the limit of 100 bytes"
+        " (64 MiB)"
+    )
+    assert store.get_all("web") == {"A": value}
+
+
+def test_a_file_that_is_not_utf8_is_one_line_with_its_line_number(tmp_path: Path) -> None:
+    store = ConfigStore(tmp_path)
+    store.set("web", {"A": "1"})
+    store.path("web").write_bytes(b'A="1"\nB="\xff"\n')
+    with pytest.raises(ConfigError) as info:
+        store.get_all("web")
+    assert info.value.message == (
+        f"Config file {store.path('web')} does not parse at line 2: fix it, or unset and set"
+        " its values"
+    )
+
+
+def test_the_temporary_file_is_written_beside_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ConfigStore(tmp_path)
+    # Anywhere else, os.replace could cross file systems: no other temporary directory works.
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "no-such-directory"))
+    replaced: list[tuple[str, str]] = []
+    real_replace = os.replace
+
+    def replace(source: str, target: Path) -> None:
+        replaced.append((source, str(target)))
+        real_replace(source, target)
+
+    monkeypatch.setattr(os, "replace", replace)
+    store.set("web", {"A": "1"})
+    [(source, target)] = replaced
+    assert target == str(store.path("web"))
+    assert Path(source).parent == store.path("web").parent
+    assert Path(source).name.startswith(".ENV.")
+
+
+def test_a_failed_write_keeps_the_old_file_and_no_temporary_one(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store = ConfigStore(tmp_path)
+    store.set("web", {"A": "1"})
+
+    def replace(source: str, target: Path) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(ConfigError) as info:
+        store.set("web", {"B": "2"})
+    assert info.value.message == (
+        f"Cannot write config file {store.path('web')}: No space left on device"
+    )
+    monkeypatch.undo()
+    assert store.get_all("web") == {"A": "1"}
+    assert sorted(p.name for p in store.path("web").parent.iterdir()) == [".ENV.lock", "ENV"]
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        ("-" * 64, repr("-" * 64)),
+        ("-" * 65, repr("-" * 61 + "...")),
+    ],
+)
+def test_a_bad_key_is_shown_whole_up_to_64_characters(key: str, shown: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        check_key(key)
+    assert info.value.message == (f"Invalid key name {shown}: it must match [A-Za-z_][A-Za-z0-9_]*")
 
 
 # -- the format, property-tested ------------------------------------------------------------------
