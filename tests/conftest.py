@@ -155,8 +155,10 @@ def build_image(docker_client: Any, engine_app: str, tmp_path: Path) -> Any:
                 path=str(context), tag=tag, labels={APP_LABEL: engine_app}, rm=True
             )
         except docker.errors.BuildError as exc:
-            # Under pytest-xdist another test's clean-up can remove an image this build found
-            # in the engine's cache a moment before; once more, without the cache.
+            # Under pytest-xdist another test's clean-up can remove an image built on the same
+            # base while this build's cache probe reads the base's children (the race that
+            # Engine.build retries for deploys, tests/test_build_cache_race.py), or one this
+            # build found in the cache a moment before; once more, without the cache.
             if "unable to find image" not in str(exc) and "parent image" not in str(exc):
                 raise
             docker_client.images.build(
