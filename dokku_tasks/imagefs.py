@@ -236,7 +236,8 @@ def follow_symlinks_in_scope(view: MergedView, path: str) -> str:
 
     :raises ResolveError: too many steps (a symlink loop), or a component is not a directory.
     """
-    remaining = posixpath.normpath("/" + path)
+    # One leading "/", as the engine's path has: normpath keeps a leading "//" as it is.
+    remaining = posixpath.normpath("/" + path.lstrip("/"))
     resolved = ""  # the resolved components so far, each followed by "/"
     steps = 0
     while remaining:

@@ -6,12 +6,14 @@ the engine's own container read."""
 
 from __future__ import annotations
 
+import errno
 import os
 import posixpath
 import stat
 import tempfile
 from collections.abc import Mapping
 from pathlib import Path
+from typing import BinaryIO
 
 import pytest
 from hypothesis import given, settings
@@ -22,6 +24,7 @@ from dokku_tasks.errors import EngineError, FileTooLargeError
 from dokku_tasks.imagefs import (
     DIRECTORY,
     FILE,
+    OTHER,
     SYMLINK,
     WHITEOUT,
     DirectoryLayer,
@@ -129,8 +132,69 @@ def test_a_directory_over_a_file_hides_the_file_and_what_is_below_it() -> None:
 
 def test_a_path_under_a_file_is_not_a_directory() -> None:
     view = view_of({"/app": ("file", b"x")})
-    with pytest.raises(ResolveError):
+    with pytest.raises(ResolveError) as info:
         view.lstat("/app/app.json")
+    assert str(info.value) == "/app: Not a directory"
+
+
+def test_a_memory_layers_root_is_a_directory_unless_it_is_listed() -> None:
+    assert MemoryLayer({}).entry("/") == Entry(DIRECTORY)
+    opaque = Entry(DIRECTORY, opaque=True)
+    assert MemoryLayer({"/": opaque}).entry("/") == opaque
+
+
+def test_a_layer_with_an_opaque_root_hides_every_layer_below() -> None:
+    top = MemoryLayer(
+        {"/": Entry(DIRECTORY, opaque=True), "/new": Entry(FILE, size=1)}, {"/new": b"n"}
+    )
+    view = MergedView([top, memory_layer({"/old": ("file", b"o")})])
+    assert view.lstat("/new") == Entry(FILE, size=1)
+    assert view.lstat("/old") is None
+
+
+def test_reading_a_path_that_is_not_a_regular_file_fails() -> None:
+    view = view_of({"/app": "dir", "/app/Procfile": ("file", b"web: x")})
+    assert view.read("/app/Procfile", 3) == b"web"
+    for path in ("/app", "/app/missing"):
+        with pytest.raises(ResolveError) as info:
+            view.read(path, 100)
+        assert str(info.value) == f"{path}: not a regular file"
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="whiteout devices and trusted xattrs need root")
+def test_a_layer_on_disk_tells_each_kind_of_entry(tmp_path: Path) -> None:
+    app = tmp_path / "app"
+    app.mkdir()
+    (app / "Procfile").write_bytes(b"web: x")
+    (app / "link").symlink_to("/srv/app.json")
+    os.mkfifo(app / "fifo")
+    os.mknod(app / "null", stat.S_IFCHR | 0o600, os.makedev(1, 3))
+    os.mknod(app / "removed", stat.S_IFCHR | 0o600, os.makedev(0, 0))
+    (app / ".wh.deleted").touch()
+    (tmp_path / "opaque").mkdir()
+    os.setxattr(tmp_path / "opaque", "trusted.overlay.opaque", b"y")
+    (tmp_path / "rootless").mkdir()
+    os.setxattr(tmp_path / "rootless", "user.overlay.opaque", b"y")
+    (tmp_path / "marked").mkdir()
+    (tmp_path / "marked" / imagefs.OPAQUE_MARKER).touch()
+    (tmp_path / "X11").mkdir()
+    layer = DirectoryLayer(tmp_path)
+    assert layer.entry("/") == Entry(DIRECTORY)
+    assert layer.entry("/app") == Entry(DIRECTORY)
+    assert layer.entry("/app/Procfile") == Entry(FILE, size=6)
+    assert layer.entry("/app/link") == Entry(SYMLINK, target="/srv/app.json")
+    assert layer.entry("/app/fifo") == Entry(OTHER, size=0)
+    assert layer.entry("/app/null") == Entry(OTHER, size=0)  # a device, but not a whiteout
+    assert layer.entry("/app/removed") == Entry(WHITEOUT)
+    assert layer.entry("/app/deleted") == Entry(WHITEOUT)
+    assert layer.entry("/app/.wh.deleted") is None
+    assert layer.entry("/app/missing") is None
+    assert layer.entry("/opaque") == Entry(DIRECTORY, opaque=True)
+    assert layer.entry("/rootless") == Entry(DIRECTORY, opaque=True)
+    assert layer.entry("/marked") == Entry(DIRECTORY, opaque=True)
+    assert layer.entry("/X11") == Entry(DIRECTORY)
+    with layer.open("/app/Procfile") as handle:
+        assert handle.read() == b"web: x"
 
 
 # -- symlinks in scope -----------------------------------------------------------------------
@@ -149,6 +213,17 @@ def test_a_path_under_a_file_is_not_a_directory() -> None:
 def test_symlinks_resolve_inside_the_image(target: str, expected: str) -> None:
     view = view_of({"/app": "dir", "/app/dir": "dir", "/app/link": ("link", target)})
     assert follow_symlinks_in_scope(view, "/app/link") == expected
+
+
+def test_a_path_of_255_names_resolves_and_256_are_too_many_steps() -> None:
+    # The engine's FollowSymlinkInScope counts the leading "/" as a step too.
+    view = view_of({})
+    for lead in ("", "/", "//"):  # a path given absolute counts the same
+        assert follow_symlinks_in_scope(view, lead + "/".join(["a"] * 255)) == "/a" * 255
+        too_long = lead + "/".join(["a"] * 256)
+        with pytest.raises(ResolveError) as info:
+            follow_symlinks_in_scope(view, too_long)
+        assert str(info.value) == f"too many links in {too_long}"
 
 
 def test_a_symlink_loop_is_an_engine_error() -> None:
@@ -179,6 +254,106 @@ def test_the_size_refusal_is_the_engines() -> None:
     )
 
 
+def test_a_missing_directory_on_the_way_is_where_the_read_stops() -> None:
+    view = view_of({"/app": "dir"})
+    assert read_files(view, "/app", ["sub/app.json"], 100) == {
+        "sub/app.json": ImageFile("missing", resolved="/app/sub")
+    }
+
+
+def test_an_empty_base_is_the_images_root() -> None:
+    view = view_of({"/app.json": ("file", b"{}")})
+    assert read_files(view, "", ["app.json"], 100) == {
+        "app.json": ImageFile("file", data=b"{}", resolved="/app.json")
+    }
+
+
+def test_a_symlink_is_read_as_what_it_leads_to() -> None:
+    view = view_of(
+        {"/app": "dir", "/srv": "dir", "/srv/dir": "dir", "/srv/Procfile": ("file", b"web: x")}
+        | {"/app/Procfile": ("link", "/srv/Procfile"), "/app/app.json": ("link", "../srv/dir")}
+        | {"/app/dangling": ("link", "/srv/none")}
+    )
+    assert read_files(view, "/app", ["Procfile", "app.json", "dangling", "dir"], 100) == {
+        "Procfile": ImageFile("file", data=b"web: x", resolved="/srv/Procfile"),
+        "app.json": ImageFile("other", resolved="/srv/dir"),
+        "dangling": ImageFile("missing", resolved="/srv/none"),
+        "dir": ImageFile("missing", resolved="/app/dir"),
+    }
+
+
+def test_a_directory_is_read_as_other() -> None:
+    view = view_of({"/app": "dir", "/app/app.json": "dir"})
+    assert read_files(view, "/app", ["app.json"], 100) == {
+        "app.json": ImageFile("other", resolved="/app/app.json")
+    }
+
+
+def test_a_file_of_exactly_the_limit_is_read_and_one_byte_more_is_refused() -> None:
+    view = view_of(
+        {"/app": "dir", "/app/Procfile": ("file", b"x" * 10), "/app/app.json": ("file", b"{" * 11)}
+    )
+    assert read_files(view, "/app", ["Procfile"], 10) == {
+        "Procfile": ImageFile("file", data=b"x" * 10, resolved="/app/Procfile")
+    }
+    with pytest.raises(FileTooLargeError) as info:
+        read_files(view, "/app", ["app.json"], 10)
+    assert info.value.message == (
+        "Invalid app.json: /app/app.json in the image is 11 bytes, over the limit of 10 bytes "
+        "(10 bytes)"
+    )
+
+
+def test_a_file_that_grew_since_its_stat_is_refused_without_a_size() -> None:
+    grown = MemoryLayer(
+        {"/app": Entry(DIRECTORY), "/app/Procfile": Entry(FILE, size=3)},
+        {"/app/Procfile": b"x" * 11},
+    )
+    with pytest.raises(FileTooLargeError) as info:
+        read_files(MergedView([grown]), "/app", ["Procfile"], 10)
+    assert info.value.message == (
+        "Invalid Procfile: /app/Procfile in the image is over the limit of 10 bytes (10 bytes)"
+    )
+
+
+class UnreadableLayer(MemoryLayer):
+    """A layer whose files cannot be opened, as when the host refuses a layer's file."""
+
+    def open(self, path: str) -> BinaryIO:
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), path)
+
+
+def test_a_file_that_cannot_be_read_is_an_engine_error() -> None:
+    layer = UnreadableLayer({"/app": Entry(DIRECTORY), "/app/Procfile": Entry(FILE, size=1)})
+    with pytest.raises(EngineError) as info:
+        read_files(MergedView([layer]), "/app", ["Procfile"], 10)
+    assert info.value.message == (
+        "Cannot read /app/Procfile from the image: [Errno 13] Permission denied: '/app/Procfile'"
+    )
+
+
+def test_the_container_init_layer_has_what_the_engine_adds() -> None:
+    expected = {
+        "/dev": Entry(DIRECTORY),
+        "/dev/pts": Entry(DIRECTORY),
+        "/dev/shm": Entry(DIRECTORY),
+        "/proc": Entry(DIRECTORY),
+        "/sys": Entry(DIRECTORY),
+        "/etc": Entry(DIRECTORY),
+        "/.dockerenv": Entry(FILE),
+        "/etc/resolv.conf": Entry(FILE),
+        "/etc/hosts": Entry(FILE),
+        "/etc/hostname": Entry(FILE),
+        "/dev/console": Entry(FILE),
+        "/etc/mtab": Entry(SYMLINK, target="/proc/mounts"),
+    }
+    # INIT_LAYER is built once, at import; building it again checks the function itself.
+    for layer in (imagefs.INIT_LAYER, imagefs._init_layer()):
+        assert layer.entries == expected
+        assert layer.data == {}
+        assert layer.open("/etc/hosts").read() == b""
+
+
 def test_the_container_init_layer_is_on_top() -> None:
     view = MergedView([imagefs.INIT_LAYER, memory_layer({"/etc": ("link", "/usr/etc")})])
     # The init layer's /etc directory hides the image's /etc symlink, as in a container.
@@ -194,6 +369,13 @@ def test_a_workdir_that_is_a_file_fails_like_creating_the_container() -> None:
     with pytest.raises(EngineError, match="Cannot mkdir: /app is not a directory"):
         imagefs.check_workdir(view, "/app")
     imagefs.check_workdir(view, "/srv")  # missing: the engine makes it
+
+
+def test_a_workdir_under_a_file_fails_like_creating_the_container() -> None:
+    view = view_of({"/app": ("file", b"")})
+    with pytest.raises(EngineError) as info:
+        imagefs.check_workdir(view, "/app/sub/")
+    assert info.value.message == "Failed to create container: lstat /app/sub: not a directory"
 
 
 # -- the whole against a model ---------------------------------------------------------------
