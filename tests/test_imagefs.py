@@ -226,6 +226,12 @@ def test_a_path_of_255_names_resolves_and_256_are_too_many_steps() -> None:
         assert str(info.value) == f"too many links in {too_long}"
 
 
+def test_only_the_leading_slashes_of_a_path_are_dropped() -> None:
+    view = view_of({})
+    assert follow_symlinks_in_scope(view, "X11/Xlib") == "/X11/Xlib"
+    assert follow_symlinks_in_scope(view, "//X11") == "/X11"
+
+
 def test_a_symlink_loop_is_an_engine_error() -> None:
     view = view_of({"/app": "dir", "/app/a": ("link", "b"), "/app/b": ("link", "a")})
     with pytest.raises(ResolveError, match="too many links"):
