@@ -131,6 +131,8 @@ def test_builds_survive_removals_of_sibling_images(
         decode=True,
         tag=base,
         labels=labels,
+        rm=True,  # the low-level client keeps the step's container unless told
+        forcerm=True,
     ):
         pass
     stop = time.monotonic() + 10
