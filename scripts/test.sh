@@ -48,7 +48,19 @@ cluster_down_if_left() {
         bash scripts/cluster.sh down || true
     fi
 }
-trap cluster_down_if_left EXIT
+# A build that fails keeps the images of the steps before the failure as cache, without the
+# app's label, so no test's clean-up finds them.  Every test tree's Dockerfile carries the label
+# com.dokku-tasks.test-tree (tests/conftest.py): once no test runs, what is left of those goes.
+prune_test_build_cache() {
+    if command -v docker >/dev/null 2>&1; then
+        docker image prune --force --filter label=com.dokku-tasks.test-tree >/dev/null 2>&1 || true
+    fi
+}
+on_exit() {
+    cluster_down_if_left
+    prune_test_build_cache
+}
+trap on_exit EXIT
 
 rm -f .coverage .coverage.*
 if [ "$#" -gt 0 ]; then
