@@ -30,7 +30,7 @@ import re
 import string
 from typing import Any, NoReturn, TypeAlias
 
-from .errors import ParseError
+from .errors import ParseError, over_the_limit
 from .models import HEALTHCHECK_TYPES, SECRET_GENERATOR, AppJson, EnvVar, Healthcheck
 from .options import is_env_key
 
@@ -167,7 +167,7 @@ def parse_app_json(data: bytes, filename: str = "app.json") -> AppJson:
     if len(data) > MAX_APP_JSON_BYTES:
         raise ParseError(
             filename,
-            f"file is {len(data)} bytes, over the limit of {MAX_APP_JSON_BYTES} bytes (1 MiB)",
+            f"file is {len(data)} bytes, {over_the_limit(MAX_APP_JSON_BYTES)}",
         )
     text = decode_utf8(data, filename)
     # Dokku checks strings.TrimSpace(content) == "" before parsing, with Go's idea of space.

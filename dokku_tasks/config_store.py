@@ -23,7 +23,7 @@ from pathlib import Path
 
 import attrs
 
-from .errors import ConfigError, FileTooLargeError, ParseError
+from .errors import ConfigError, FileTooLargeError, ParseError, over_the_limit
 from .options import is_env_key, parse_env_file, quote_env_value
 from .properties import GLOBAL
 
@@ -74,8 +74,7 @@ def check_value(key: str, value: str) -> str:
         raise ConfigError(f"Invalid value for {key}: it is not valid Unicode text") from None
     if size > MAX_VALUE_BYTES:
         raise ConfigError(
-            f"Invalid value for {key}: it is {size} bytes, over the limit of "
-            f"{MAX_VALUE_BYTES} bytes (1 MiB)"
+            f"Invalid value for {key}: it is {size} bytes, {over_the_limit(MAX_VALUE_BYTES)}"
         )
     return value
 
@@ -203,8 +202,8 @@ class ConfigStore:
         path = self.path(app)
         if len(data) > MAX_CONFIG_BYTES:
             raise ConfigError(
-                f"Cannot store the config of {app}: it would be {len(data)} bytes, over the "
-                f"limit of {MAX_CONFIG_BYTES} bytes (64 MiB)"
+                f"Cannot store the config of {app}: it would be {len(data)} bytes, "
+                f"{over_the_limit(MAX_CONFIG_BYTES)}"
             )
         directory = path.parent
         try:

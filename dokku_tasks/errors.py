@@ -217,6 +217,11 @@ def _byte_size(count: int) -> str:
     return f"{count} bytes"
 
 
+def over_the_limit(limit: int) -> str:
+    """``over the limit of 1048576 bytes (1 MiB)``: how every size refusal ends."""
+    return f"over the limit of {limit} bytes ({_byte_size(limit)})"
+
+
 class FileTooLargeError(ParseError):
     """A file read for a deploy (app.json, the Procfile, an ``--env-file``) is over its limit.
 
@@ -226,9 +231,7 @@ class FileTooLargeError(ParseError):
 
     def __init__(self, filename: str, path: str, limit: int, size: int | None = None) -> None:
         amount = "" if size is None else f" {size} bytes,"
-        super().__init__(
-            filename, f"{path} is{amount} over the limit of {limit} bytes ({_byte_size(limit)})"
-        )
+        super().__init__(filename, f"{path} is{amount} {over_the_limit(limit)}")
         self.path = path
         self.limit = limit
         self.size = size

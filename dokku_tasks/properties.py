@@ -16,7 +16,7 @@ from pathlib import Path
 
 import attrs
 
-from .errors import PropertyError
+from .errors import PropertyError, over_the_limit
 
 GLOBAL = "--global"
 
@@ -70,9 +70,7 @@ class PropertyStore:
             with os.fdopen(fd, "rb") as handle:
                 data = handle.read(MAX_PROPERTY_BYTES + 1)
             if len(data) > MAX_PROPERTY_BYTES:
-                raise PropertyError(
-                    f"Property file {path} is over the limit of {MAX_PROPERTY_BYTES} bytes (1 MiB)"
-                )
+                raise PropertyError(f"Property file {path} is {over_the_limit(MAX_PROPERTY_BYTES)}")
             return data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise PropertyError(f"Property file {path} is not valid UTF-8") from exc

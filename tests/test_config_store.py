@@ -256,7 +256,7 @@ def test_a_write_at_the_limit_is_stored_and_one_byte_over_is_refused(
         store.set("web", {"A": value + "x"})
     assert info.value.message == (
         "Cannot store the config of web: it would be 101 bytes, over the limit of 100 bytes"
-        " (64 MiB)"
+        " (100 bytes)"
     )
     assert store.get_all("web") == {"A": value}
 
