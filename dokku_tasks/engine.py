@@ -730,36 +730,20 @@ class Engine:
             if image_id in kept or image_id in seen:
                 continue
             seen.add(image_id)
-            tags = [t for t in image.get("RepoTags") or () if t != "<none>:<none>"]
+            tags = _real_tags(image.get("RepoTags"))
             if any(not t.startswith(ours) for t in tags):
                 continue
-            try:
-                for tag in tags:
-                    self._api.remove_image(tag)
-                self._api.remove_image(image_id)
-            except docker.errors.NotFound:
-                continue
-            except docker.errors.APIError as exc:
-                if exc.status_code == 409:  # in use, or another image is built on it
-                    continue
-                raise EngineError(f"Cannot remove image {image_id[7:19]}: {_explain(exc)}") from exc
-            except requests.exceptions.RequestException as exc:
-                raise EngineError(
-                    f"Cannot remove image {image_id[7:19]}: {_first_line(exc)}"
-                ) from exc
-            removed += 1
+            if self._remove_image(image_id, untag_first=tags):
+                removed += 1
         return removed
 
-    def remove_image_if_untagged(self, image_id: str) -> bool:
-        """Remove ``image_id`` when no tag names it and nothing uses it; return whether it went.
-
-        As :meth:`prune_images` does for each image: the untagged layers it was built from
-        that nothing else uses go with it; one a container uses or an image is built on stays.
-        """
+    def _remove_image(self, image_id: str, untag_first: Sequence[str] = ()) -> bool:
+        """Remove the tags ``untag_first``, then ``image_id`` with the untagged layers it was
+        built from that nothing else uses; ``False`` when it is gone already, a container uses
+        it or another image is built on it."""
         try:
-            tags = self._api.inspect_image(image_id).get("RepoTags") or []  # type: ignore[no-untyped-call]
-            if [t for t in tags if t != "<none>:<none>"]:
-                return False
+            for tag in untag_first:
+                self._api.remove_image(tag)
             self._api.remove_image(image_id)
         except docker.errors.NotFound:
             return False
@@ -770,6 +754,22 @@ class Engine:
         except requests.exceptions.RequestException as exc:
             raise EngineError(f"Cannot remove image {image_id[7:19]}: {_first_line(exc)}") from exc
         return True
+
+    def remove_image_if_untagged(self, image_id: str) -> bool:
+        """Remove ``image_id`` when no tag names it and nothing uses it; return whether it went.
+
+        As :meth:`prune_images` does for each image: the untagged layers it was built from
+        that nothing else uses go with it; one a container uses or an image is built on stays.
+        """
+        try:
+            inspected = self._api.inspect_image(image_id)  # type: ignore[no-untyped-call]
+        except docker.errors.NotFound:
+            return False
+        except _ENGINE_FAILURES as exc:
+            raise EngineError(f"Cannot remove image {image_id[7:19]}: {_why(exc)}") from exc
+        if _real_tags(inspected.get("RepoTags")):
+            return False
+        return self._remove_image(image_id)
 
     def remove_app_images(self, app: str) -> int:
         """Remove every image of ``app``; return how many went (``apps:destroy``).
@@ -792,6 +792,11 @@ class Engine:
                     self._api.remove_image(image_id, force=True)
                     removed.add(image_id)
         return len(removed)
+
+
+def _real_tags(repo_tags: Sequence[str] | None) -> list[str]:
+    """An image's tags as the engine lists them, without its ``<none>:<none>`` placeholder."""
+    return [tag for tag in repo_tags or () if tag != "<none>:<none>"]
 
 
 def _layer_directories(data: Mapping[str, Any]) -> list[str]:
