@@ -76,6 +76,14 @@ FAILED_TAG = "failed"
 #: Every image of the app but these three (and what they are built from) is pruned after a
 #: deploy.
 KEPT_TAGS = (DEPLOYED_TAG, PREVIOUS_TAG, FAILED_TAG)
+
+
+def prune_app_images(engine: Engine, app: str) -> None:
+    """Remove every image of ``app`` but those the :data:`KEPT_TAGS` name."""
+    repository = DEPLOYED_IMAGE_REPO.format(app=app)
+    engine.prune_images(app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
+
+
 DEFAULT_SCHEDULER = "docker-local"
 WEB = "web"
 #: The ``common`` property listing the process types the last deploy ran (Dokku's scale file).
@@ -562,7 +570,7 @@ class _Deploy:
                 self.engine.untag(failed_ref)
                 freed = was_failed
             if not pruned_early:
-                self.engine.prune_images(self.app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
+                prune_app_images(self.engine, self.app)
             elif freed is not None:
                 self.engine.remove_image_if_untagged(freed)
 
@@ -578,11 +586,9 @@ class _Deploy:
         and `previous` are set, and whatever the rest of the deploy does it moves only the
         `failed` tag, which :meth:`_keep_images` then settles with the one image it frees.
         """
-        repository = DEPLOYED_IMAGE_REPO.format(app=self.app)
-        kept = [f"{repository}:{tag}" for tag in KEPT_TAGS]
 
         def prune() -> None:
-            self.engine.prune_images(self.app, kept)
+            prune_app_images(self.engine, self.app)
 
         self.engine.later(prune, lane="images")
         self.pruned_early = True

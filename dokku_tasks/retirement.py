@@ -446,14 +446,13 @@ def _prune_images(root: Path, engine: Engine, apps: set[str]) -> None:
     """
     from .errors import DokkuTasksError
     from .locks import images_lock
-    from .pipeline import DEPLOYED_IMAGE_REPO, KEPT_TAGS
+    from .pipeline import prune_app_images
 
     for app in sorted(apps):
-        repository = DEPLOYED_IMAGE_REPO.format(app=app)
         # A failure to prune is no failure to retire: the next deploy prunes again.
         with contextlib.suppress(DokkuTasksError), images_lock(root, app, wait=False) as held:
             if held:
-                engine.prune_images(app, [f"{repository}:{tag}" for tag in KEPT_TAGS])
+                prune_app_images(engine, app)
 
 
 # -- the deploy's side -----------------------------------------------------------------------
@@ -544,18 +543,24 @@ def _holder_alive(fd: int) -> bool:
     emptied the file.
     """
     try:
-        text = os.pread(fd, 32, 0).decode("ascii", "replace").strip()
+        pid = _pid_in(os.pread(fd, 32, 0).decode("ascii", "replace"))
     except OSError:
         return False
-    if not text.isdigit():
+    if pid is None:
         return False
     try:
-        os.kill(int(text), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except OSError:  # PermissionError: alive, another user's
         return True
     return True
+
+
+def _pid_in(text: str) -> int | None:
+    """The pid a retirer lock file holds (as :func:`_write_pid` writes it), if any."""
+    text = text.strip()
+    return int(text) if text.isdigit() else None
 
 
 #: The width of the pid in a retirer lock file (Linux pids have at most 7 digits).
@@ -593,10 +598,9 @@ def retirer_pid(root: Path) -> int | None:
     if not retirer_running(root):
         return None
     try:
-        text = lock_path(root).read_text().strip()
+        return _pid_in(lock_path(root).read_text())
     except OSError:
         return None
-    return int(text) if text.isdigit() else None
 
 
 def _child_env() -> dict[str, str]:
