@@ -219,13 +219,19 @@ def test_a_file_at_the_limit_is_read_and_one_byte_over_is_refused(
     )
 
 
+def linked_config_file(root: Path, target: str) -> ConfigStore:
+    """A store whose app ``web`` has, in its config file's place, a symlink to ``target``."""
+    store = ConfigStore(root)
+    store.path("web").parent.mkdir(parents=True)
+    store.path("web").symlink_to(target)
+    return store
+
+
 def test_a_file_that_hides_its_size_is_refused_after_the_limit(
     tmp_path: Path, small_limit: int
 ) -> None:
     # /proc files say they are empty: only reading tells how large they are.
-    store = ConfigStore(tmp_path)
-    store.path("web").parent.mkdir(parents=True)
-    store.path("web").symlink_to("/proc/self/status")
+    store = linked_config_file(tmp_path, "/proc/self/status")
     with pytest.raises(FileTooLargeError) as info:
         store.get_all("web")
     assert info.value.message == (
@@ -235,9 +241,7 @@ def test_a_file_that_hides_its_size_is_refused_after_the_limit(
 
 def test_a_file_that_fails_to_read_is_one_line(tmp_path: Path) -> None:
     # /proc/self/mem is a regular file whose first page cannot be read: EIO.
-    store = ConfigStore(tmp_path)
-    store.path("web").parent.mkdir(parents=True)
-    store.path("web").symlink_to("/proc/self/mem")
+    store = linked_config_file(tmp_path, "/proc/self/mem")
     with pytest.raises(ConfigError) as info:
         store.get_all("web")
     assert info.value.message == (
