@@ -345,9 +345,8 @@ def long_running(*, engine: bool = True) -> None:
     (``deploy``, ``run``, and a plugin's own such command, such as ``deploys:retry``).
 
     Only when :func:`main` turned it off for the start-up, so only in a process of its own:
-    the command first imports what it will need (with ``engine``, the engine module and the
-    Docker SDK, the largest import of all, which the collector would otherwise walk over and
-    over), then freezes what start-up made, so that later collections never walk it again.
+    the command first imports what it will need (with ``engine``, the engine module and its
+    HTTP client, which the collector would otherwise walk over and over), then freezes what start-up made, so that later collections never walk it again.
     A command run in-process (a test, a caller of ``cli.main``) leaves the collector alone.
     """
     if gc.isenabled():

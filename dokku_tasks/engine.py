@@ -1,6 +1,8 @@
-"""The Docker engine, through the Docker SDK.  The only module of the core that imports ``docker``.
+"""The Docker engine.  The only module of the core that imports ``docker`` (the SDK), and only
+for what it does not call itself: a build's context tar and :attr:`Engine.api`.
 
-One :class:`Engine` (one API client) serves a whole deploy.  Everything the core needs from the
+One :class:`Engine` (one API client, :class:`dokku_tasks.engine_api.EngineApi`) serves a
+whole deploy.  Everything the core needs from the
 engine (containers and images) is a method here, taking and returning our own records, so the
 pipeline and the ``docker-local`` scheduler never see SDK objects.  A scheduler plugin that
 owns its engine calls makes them through :attr:`Engine.api`, with :func:`engine_errors` and
@@ -9,28 +11,32 @@ owns its engine calls makes them through :attr:`Engine.api`, with :func:`engine_
 
 from __future__ import annotations
 
-import base64
 import concurrent.futures
 import contextlib
 import io
-import json
 import os
 import posixpath
 import queue
 import re
+import sys
 import tarfile
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path, PurePosixPath
-from typing import Any
+from typing import IO, TYPE_CHECKING, Any, cast
 
-import docker
-import docker.errors
-import docker.types
-import requests.exceptions
-
-from .errors import BuildError, EngineError, SourceError
+from .engine_api import Address, EngineApi, HijackedStream, tls_from_environment
+from .errors import (
+    BuildError,
+    EngineCallError,
+    EngineError,
+    EngineImageNotFoundError,
+    EngineNotFoundError,
+    EngineRefusedError,
+    EngineTimeoutError,
+    SourceError,
+)
 from .models import ImageInfo
 from .specs import (
     APP_LABEL,
@@ -42,6 +48,9 @@ from .specs import (
     Interruption,
     RunOutcome,
 )
+
+if TYPE_CHECKING:
+    import docker
 
 #: Longest piece of a line held before it is passed on; longer lines arrive in pieces.
 MAX_LINE_BYTES = 64 * 1024
@@ -57,8 +66,19 @@ CLEANUP_REQUEST_TIMEOUT = 2
 #: How often a wait without a bound looks at whether a signal has bounded it.
 WAIT_SLICE = 0.2
 
-#: What the SDK raises when the engine refuses a request or cannot be talked to.
-_ENGINE_FAILURES = (docker.errors.APIError, requests.exceptions.RequestException)
+
+def _engine_failures() -> tuple[type[BaseException], ...]:
+    """What a failed engine call raises: our client's errors, and the SDK's once a scheduler
+    plugin has loaded it (through :attr:`Engine.api`)."""
+    found: list[type[BaseException]] = [EngineCallError]
+    sdk_errors = sys.modules.get("docker.errors")
+    if sdk_errors is not None:
+        found.append(sdk_errors.APIError)
+    transport = sys.modules.get("requests.exceptions")
+    if transport is not None:
+        found.append(transport.RequestException)
+    return tuple(found)
+
 
 #: How many times in all a build is tried when its cache probe loses a race (see
 #: :meth:`Engine.build`): each retry needs another removal in the same fraction of a second.
@@ -78,13 +98,13 @@ def is_cache_probe_race(message: str) -> bool:
 
 @contextlib.contextmanager
 def engine_errors(what: str) -> Iterator[None]:
-    """Turn the SDK's failures into one :class:`EngineError` line: ``what: why``.
+    """Turn a failed engine call into one :class:`EngineError` line: ``what: why``.
 
     For scheduler plugins that call the SDK themselves (through :attr:`Engine.api`) too.
     """
     try:
         yield
-    except _ENGINE_FAILURES as exc:
+    except _engine_failures() as exc:
         raise EngineError(f"{what}: {_why(exc)}") from exc
 
 
@@ -92,10 +112,13 @@ class Engine:
     """One connection to a Docker engine."""
 
     def __init__(
-        self, client: docker.DockerClient, where: str, interruption: Interruption | None = None
+        self, api: EngineApi, where: str, interruption: Interruption | None = None
     ) -> None:
-        self._client = client
-        self._api = client.api
+        self._api = api
+        self._sdk: docker.APIClient | None = None
+        self._sdk_lock = threading.Lock()
+        # Whether DOCKER_HOST and its TLS variables chose the engine (for the SDK's client).
+        self._from_environment = False
         self.where = where
         # Removing a finished container and retiring an old one need not hold up the next
         # step: one background worker does them, and close() waits for all of it.
@@ -118,29 +141,45 @@ class Engine:
         """
         where = base_url or os.environ.get("DOCKER_HOST") or "unix:///var/run/docker.sock"
         try:
-            if base_url:
-                client = docker.DockerClient(base_url=base_url, timeout=REQUEST_TIMEOUT)
-            else:
-                client = docker.from_env(timeout=REQUEST_TIMEOUT)
-        except docker.errors.DockerException as exc:
+            address = Address(where, None if base_url else tls_from_environment(os.environ))
+            api = EngineApi.connect(address, REQUEST_TIMEOUT)
+        except EngineCallError as exc:
+            raise EngineError(f"Cannot reach the Docker engine at {where}: {_why(exc)}") from exc
+        except OSError as exc:  # the TLS files of DOCKER_CERT_PATH
             raise EngineError(
-                f"Cannot reach the Docker engine at {where}: {_first_line(exc)}"
+                f"Cannot reach the Docker engine at {where}: {exc.strerror or exc}"
             ) from exc
-        return cls(client, where, interruption)
+        engine = cls(api, where, interruption)
+        engine._from_environment = base_url is None
+        return engine
 
     @property
     def api(self) -> docker.APIClient:
-        """The SDK's low-level client of this connection, for scheduler plugins that own their
-        engine calls.
+        """The Docker SDK's low-level client of this engine, for scheduler plugins that own
+        their engine calls; made (and the SDK imported) on first use.
 
-        Its requests share this connection's timeouts, including the short ones of the
-        clean-up once the deploy's interruption is signalled.
+        It speaks the API version this connection agreed on, and its requests share this
+        connection's timeouts, including the short ones of the clean-up once the deploy's
+        interruption is signalled.
         """
-        return self._api
+        with self._sdk_lock:
+            if self._sdk is None:
+                import docker
+
+                tls = docker.utils.kwargs_from_env().get("tls") if self._from_environment else None
+                self._sdk = docker.APIClient(
+                    base_url=self.where,
+                    version=self._api.version,
+                    timeout=int(self._api.timeout or REQUEST_TIMEOUT),
+                    tls=tls or False,
+                )
+            return self._sdk
 
     def _shorten_requests(self) -> None:
         # Runs in the signal handler: requests made from now on (the clean-up) give up soon.
         self._api.timeout = CLEANUP_REQUEST_TIMEOUT
+        if self._sdk is not None:
+            self._sdk.timeout = CLEANUP_REQUEST_TIMEOUT
 
     def close(self) -> None:
         """Finish every background removal, then close the connection.
@@ -154,7 +193,9 @@ class Engine:
         try:
             self.drain()
         finally:
-            self._client.close()
+            self._api.close()
+            if self._sdk is not None:
+                self._sdk.close()
 
     def drain(self) -> None:
         """Wait for the removals :meth:`remove_later` queued so far.
@@ -240,19 +281,19 @@ class Engine:
     def _inspect_image(self, ref: str) -> Mapping[str, Any]:
         """The engine's inspection of an image.  :raises SourceError: no such image."""
         try:
-            return dict(self._api.inspect_image(ref))  # type: ignore[no-untyped-call]
-        except docker.errors.ImageNotFound:
+            return dict(self._api.inspect_image(ref))
+        except EngineNotFoundError:
             raise SourceError(f"Image {ref} does not exist") from None
-        except _ENGINE_FAILURES as exc:
+        except EngineCallError as exc:
             raise EngineError(f"Cannot inspect image {ref}: {_why(exc)}") from exc
 
     def image_id(self, ref: str) -> str | None:
         """The id ``ref`` names, or ``None`` when there is no such image."""
         try:
-            return str(self._api.inspect_image(ref)["Id"])  # type: ignore[no-untyped-call]
-        except docker.errors.ImageNotFound:
+            return str(self._api.inspect_image(ref)["Id"])
+        except EngineNotFoundError:
             return None
-        except _ENGINE_FAILURES as exc:
+        except EngineCallError as exc:
             raise EngineError(f"Cannot inspect image {ref}: {_why(exc)}") from exc
 
     def build(
@@ -289,8 +330,19 @@ class Engine:
     def _build_once(self, context: Path, labels: Mapping[str, str], on_line: LineSink) -> str:
         image_id = ""
         try:
+            archive = _build_context(context)
+        except OSError as exc:
+            raise BuildError(
+                f"Image build failed: cannot read the build context: {exc.strerror or exc}"
+            ) from exc
+        try:
             stream = self._api.build(
-                path=str(context), rm=True, forcerm=True, decode=True, labels=dict(labels)
+                fileobj=archive,
+                custom_context=True,
+                rm=True,
+                forcerm=True,
+                decode=True,
+                labels=dict(labels),
             )
             pending = ""
             for chunk in stream:
@@ -306,10 +358,10 @@ class Engine:
                     on_line(line)
             if pending:
                 on_line(pending)
-        except docker.errors.APIError as exc:
-            raise BuildError(f"Image build failed: {_explain(exc)}") from exc
-        except requests.exceptions.RequestException as exc:
-            raise BuildError(f"Image build failed: {_first_line(exc)}") from exc
+        except EngineCallError as exc:
+            raise BuildError(f"Image build failed: {_why(exc)}") from exc
+        finally:
+            archive.close()
         if not image_id:
             raise BuildError("Image build failed: the engine reported no image id")
         return image_id
@@ -320,7 +372,7 @@ class Engine:
 
     def untag(self, ref: str) -> None:
         """Remove the tag ``ref`` (the image stays while other tags or containers use it)."""
-        with engine_errors(f"Cannot untag {ref}"), contextlib.suppress(docker.errors.NotFound):
+        with engine_errors(f"Cannot untag {ref}"), contextlib.suppress(EngineNotFoundError):
             self._api.remove_image(ref, noprune=True)
 
     def commit(self, container_id: str, changes: Sequence[str]) -> str:
@@ -415,14 +467,10 @@ class Engine:
 
     def _stat(self, container_id: str, path: str) -> Mapping[str, Any] | None:
         # HEAD on the archive endpoint answers with the path's stat alone, without its content.
-        url = self._api._url("/containers/{0}/archive", container_id)  # type: ignore[attr-defined]
-        response = self._api.head(url, params={"path": path})
-        if response.status_code == 404:
-            return None
-        if not response.ok:
-            raise EngineError(f"Cannot read {path} from the image: HTTP {response.status_code}")
-        header = response.headers.get("X-Docker-Container-Path-Stat", "")
-        return dict(json.loads(base64.b64decode(header))) if header else {}
+        try:
+            return self._api.archive_stat(container_id, path)
+        except (EngineCallError, ValueError) as exc:
+            raise EngineError(f"Cannot read {path} from the image: {_why(exc)}") from exc
 
     def _read_file(self, container_id: str, path: str, limit: int | None = None) -> ImageFile:
         """Read one file out of a container, holding at most about 1 MiB of it in memory.
@@ -446,12 +494,8 @@ class Engine:
         )
         # What a tar archive of one file adds to it: headers (long names too) and the padding.
         archive_overhead = 64 * 1024
-        url = self._api._url("/containers/{0}/archive", container_id)  # type: ignore[attr-defined]
         for _ in range(2):  # a symlink's target comes back fully resolved: one hop is enough
-            try:
-                stat = self._stat(container_id, path)
-            except requests.exceptions.RequestException as exc:
-                raise EngineError(f"Cannot read {path} from the image: {_why(exc)}") from exc
+            stat = self._stat(container_id, path)
             if stat is None:
                 return ImageFile("missing", resolved=path)
             if stat.get("linkTarget"):
@@ -466,18 +510,12 @@ class Engine:
                 )
             buffer = io.BytesIO()
             try:
-                response = self._api.get(
-                    url, params={"path": path}, stream=True, timeout=self._api.timeout
-                )
-            except requests.exceptions.RequestException as exc:
+                response = self._api.get_archive(container_id, path)
+            except EngineNotFoundError:
+                return ImageFile("missing", resolved=path)
+            except EngineCallError as exc:
                 raise EngineError(f"Cannot read {path} from the image: {_why(exc)}") from exc
             try:
-                if response.status_code == 404:
-                    return ImageFile("missing", resolved=path)
-                if not response.ok:
-                    raise EngineError(
-                        f"Cannot read {path} from the image: HTTP {response.status_code}"
-                    )
                 for chunk in response.iter_content(64 * 1024):
                     buffer.write(chunk)
                     if buffer.tell() > limit + archive_overhead:
@@ -485,7 +523,7 @@ class Engine:
                         raise FileTooLargeError(
                             posixpath.basename(path), f"{path} in the image", limit
                         )
-            except requests.exceptions.RequestException as exc:
+            except EngineCallError as exc:
                 raise EngineError(f"Cannot read {path} from the image: {_why(exc)}") from exc
             finally:
                 response.close()
@@ -510,20 +548,21 @@ class Engine:
 
     def create(self, spec: ContainerSpec) -> str:
         """Create a container; return its id."""
-        host_config = self._api.create_host_config(
-            mounts=[
-                docker.types.Mount(m.target, m.source, type="bind", read_only=m.read_only)
+        host_config: dict[str, Any] = {
+            "NetworkMode": spec.network or "default",
+            "Mounts": [
+                {"Target": m.target, "Source": m.source, "Type": "bind", "ReadOnly": m.read_only}
                 for m in spec.mounts
             ],
-            network_mode=spec.network,
-            restart_policy=_restart_policy(spec.restart_policy, spec.restart_retries),
-            init=spec.init or None,
-        )
+        }
+        policy = _restart_policy(spec.restart_policy, spec.restart_retries)
+        if policy is not None:
+            host_config["RestartPolicy"] = policy
+        if spec.init:
+            host_config["Init"] = True
         kwargs: dict[str, Any] = {}
         if spec.network:
-            kwargs["networking_config"] = self._api.create_networking_config(
-                {spec.network: self._api.create_endpoint_config()}  # type: ignore[arg-type]
-            )
+            kwargs["networking_config"] = {"EndpointsConfig": {spec.network: {}}}
         try:
             result = self._api.create_container(
                 spec.image,
@@ -535,9 +574,9 @@ class Engine:
                 host_config=host_config,
                 **kwargs,
             )
-        except docker.errors.ImageNotFound:
+        except EngineImageNotFoundError:
             raise SourceError(f"Image {spec.image} does not exist") from None
-        except _ENGINE_FAILURES as exc:
+        except EngineCallError as exc:
             raise EngineError(f"Failed to create container: {_why(exc)}") from exc
         return str(result["Id"])
 
@@ -555,32 +594,31 @@ class Engine:
         killed.  The caller removes the container.
         """
         with engine_errors(f"Cannot attach to container {container_id[:12]}"):
-            stream = self._api.attach(
-                container_id, stdout=True, stderr=True, stream=True, demux=True
-            )
+            stream: HijackedStream = self._api.attach(container_id)
         reader = threading.Thread(
-            target=_pump, args=(stream, on_stdout, on_stderr), name="task-output", daemon=True
+            target=_pump,
+            args=(stream.frames(), on_stdout, on_stderr),
+            name="task-output",
+            daemon=True,
         )
         try:
             with engine_errors(f"Container {container_id[:12]} failed"):
                 self._api.start(container_id)
                 reader.start()
                 try:
-                    status = self._api.wait(container_id, timeout=timeout)  # type: ignore[arg-type]
-                except requests.exceptions.RequestException as exc:
-                    if timeout is None or not _is_read_timeout(exc):
+                    status = self._api.wait(container_id, timeout=timeout)
+                except EngineTimeoutError:
+                    if timeout is None:
                         raise
                     self.kill(container_id)
                     return RunOutcome(exit_code=-1, timed_out=True)
             reader.join()
             return RunOutcome(exit_code=int(status.get("StatusCode", -1)))
         finally:
+            # Also ends a read that is blocked: the reader's loop then ends.
             stream.close()
             if reader.is_alive():
                 reader.join(timeout=5)
-            # CancellableStream.close() skips a stream that reached its end, which leaves the
-            # socket's file object open; closing the response releases the socket itself.
-            stream._response.close()  # type: ignore[attr-defined]
 
     def start(self, container_id: str) -> None:
         with engine_errors(f"Cannot start container {container_id[:12]}"):
@@ -588,7 +626,7 @@ class Engine:
 
     def kill(self, container_id: str, signal: str = "SIGKILL") -> None:
         """Send ``signal`` to the container's PID 1; one that already stopped is fine."""
-        with contextlib.suppress(*_ENGINE_FAILURES):
+        with contextlib.suppress(EngineCallError):
             self._api.kill(container_id, signal=signal)
 
     def update_restart_policy(self, container_id: str, name: str, retries: int = 0) -> None:
@@ -597,13 +635,10 @@ class Engine:
         A container that is already gone is fine.
         """
         try:
-            self._api.update_container(
-                container_id,
-                restart_policy=_restart_policy(name, retries),  # type: ignore[arg-type]
-            )
-        except docker.errors.NotFound:
+            self._api.update_container(container_id, restart_policy=_restart_policy(name, retries))
+        except EngineNotFoundError:
             pass
-        except _ENGINE_FAILURES as exc:
+        except EngineCallError as exc:
             raise EngineError(f"Cannot update container {container_id[:12]}: {_why(exc)}") from exc
 
     def exec(
@@ -618,8 +653,7 @@ class Engine:
         with engine_errors(f"Cannot run a command in container {container_id[:12]}"):
             created = self._api.exec_create(container_id, list(argv), stdout=True, stderr=True)
             exec_id = created["Id"]
-            socket = self._api.exec_start(exec_id, socket=True)
-        raw: Any = getattr(socket, "_sock", socket)
+            stream = self._api.exec_start(exec_id)
         chunks: list[bytes] = []
         kept = 0
         deadline = time.monotonic() + timeout
@@ -628,9 +662,8 @@ class Engine:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return ExecOutcome(-1, _exec_text(chunks), timed_out=True)
-                raw.settimeout(min(remaining, WAIT_SLICE))
                 try:
-                    data = raw.recv(65536)
+                    data = stream.recv(min(remaining, WAIT_SLICE))
                 except TimeoutError:
                     continue
                 except OSError as exc:
@@ -643,11 +676,7 @@ class Engine:
                     chunks.append(data[: limit - kept])
                     kept += len(chunks[-1])
         finally:
-            # The SDK's socket wrapper first, then the socket: each holds the descriptor.
-            with contextlib.suppress(OSError):
-                socket.close()
-            with contextlib.suppress(OSError):
-                raw.close()
+            stream.close()
         with engine_errors(f"Cannot inspect a command in container {container_id[:12]}"):
             # The stream ends a moment before the engine records the exit status.
             for _ in range(50):
@@ -660,21 +689,21 @@ class Engine:
 
     def stop(self, container_id: str, timeout: int = 10) -> None:
         """Stop gracefully; a failure here is left to :meth:`remove`, which forces it."""
-        with contextlib.suppress(*_ENGINE_FAILURES):
+        with contextlib.suppress(EngineCallError):
             self._api.stop(container_id, timeout=timeout)
 
     def remove(self, container_id: str) -> None:
         """Force-remove a container; a container that is already gone is fine."""
         try:
             self._api.remove_container(container_id, force=True, v=True)
-        except docker.errors.NotFound:
+        except EngineNotFoundError:
             pass
-        except docker.errors.APIError as exc:
+        except EngineRefusedError as exc:
             if exc.status_code != 409:  # 409: a removal is already under way
                 raise EngineError(
-                    f"Cannot remove container {container_id[:12]}: {_explain(exc)}"
+                    f"Cannot remove container {container_id[:12]}: {_why(exc)}"
                 ) from exc
-        except requests.exceptions.RequestException as exc:
+        except EngineCallError as exc:
             raise EngineError(f"Cannot remove container {container_id[:12]}: {_why(exc)}") from exc
 
     def rename(self, container_id: str, name: str) -> None:
@@ -685,6 +714,12 @@ class Engine:
         """The container's ``State`` block (``Status``, ``Running``, ``ExitCode`` ...)."""
         with engine_errors(f"Cannot inspect container {container_id[:12]}"):
             return dict(self._api.inspect_container(container_id).get("State") or {})
+
+    def environment(self, container_id: str) -> list[str]:
+        """The container's environment, ``NAME=value`` each."""
+        with engine_errors(f"Cannot inspect container {container_id[:12]}"):
+            config = self._api.inspect_container(container_id).get("Config") or {}
+        return [str(item) for item in config.get("Env") or ()]
 
     def containers(
         self, labels: Mapping[str, str] | None = None, name: str | None = None
@@ -745,14 +780,14 @@ class Engine:
             for tag in untag_first:
                 self._api.remove_image(tag)
             self._api.remove_image(image_id)
-        except docker.errors.NotFound:
+        except EngineNotFoundError:
             return False
-        except docker.errors.APIError as exc:
+        except EngineRefusedError as exc:
             if exc.status_code == 409:  # in use, or another image is built on it
                 return False
-            raise EngineError(f"Cannot remove image {image_id[7:19]}: {_explain(exc)}") from exc
-        except requests.exceptions.RequestException as exc:
-            raise EngineError(f"Cannot remove image {image_id[7:19]}: {_first_line(exc)}") from exc
+            raise EngineError(f"Cannot remove image {image_id[7:19]}: {_why(exc)}") from exc
+        except EngineCallError as exc:
+            raise EngineError(f"Cannot remove image {image_id[7:19]}: {_why(exc)}") from exc
         return True
 
     def remove_image_if_untagged(self, image_id: str) -> bool:
@@ -762,10 +797,10 @@ class Engine:
         that nothing else uses go with it; one a container uses or an image is built on stays.
         """
         try:
-            inspected = self._api.inspect_image(image_id)  # type: ignore[no-untyped-call]
-        except docker.errors.NotFound:
+            inspected = self._api.inspect_image(image_id)
+        except EngineNotFoundError:
             return False
-        except _ENGINE_FAILURES as exc:
+        except EngineCallError as exc:
             raise EngineError(f"Cannot remove image {image_id[7:19]}: {_why(exc)}") from exc
         if _real_tags(inspected.get("RepoTags")):
             return False
@@ -788,7 +823,7 @@ class Engine:
             if not images:
                 break
             for image_id in images:
-                with contextlib.suppress(docker.errors.APIError):  # a child still uses it
+                with contextlib.suppress(EngineRefusedError):  # a child still uses it
                     self._api.remove_image(image_id, force=True)
                     removed.add(image_id)
         return len(removed)
@@ -860,11 +895,6 @@ def _layer_errors() -> Iterator[None]:
         raise LayersUnreadableError(f"{exc.filename or 'a layer'}: {exc.strerror or exc}") from exc
 
 
-def _is_read_timeout(exc: requests.exceptions.RequestException) -> bool:
-    # requests reports a read timeout on a streamed response as a ConnectionError.
-    return isinstance(exc, requests.exceptions.ReadTimeout) or "timed out" in str(exc)
-
-
 def _guarded(sink: LineSink) -> LineSink:
     """``sink``, but once it fails (a closed pipe, an encoding error) lines are dropped.
 
@@ -894,7 +924,7 @@ def _pump(
                 out_split.feed(stdout_chunk)
             if stderr_chunk:
                 err_split.feed(stderr_chunk)
-    except (requests.exceptions.RequestException, OSError, ValueError):
+    except (EngineCallError, OSError, ValueError):
         pass  # the stream was closed under us: the container is being torn down
     out_split.close()
     err_split.close()
@@ -927,16 +957,23 @@ def _decode(line: bytes) -> str:
 
 
 def _why(exc: BaseException) -> str:
-    """One line saying why an SDK call failed."""
-    if isinstance(exc, docker.errors.APIError):
-        return _explain(exc)
-    if isinstance(exc, requests.exceptions.RequestException) and _is_read_timeout(exc):
+    """One line saying why an engine call failed (ours, or the SDK's for a scheduler plugin)."""
+    if isinstance(exc, EngineTimeoutError):
+        return "the Docker engine did not answer in time"
+    if isinstance(exc, EngineCallError):
+        return _first_line(exc.explanation or type(exc).__name__)
+    explanation = getattr(exc, "explanation", None)  # the SDK's APIError
+    if explanation:
+        return _first_line(explanation)
+    transport = sys.modules.get("requests.exceptions")
+    if (
+        transport is not None
+        and isinstance(exc, transport.RequestException)
+        # requests reports a read timeout on a streamed response as a ConnectionError.
+        and (isinstance(exc, transport.ReadTimeout) or "timed out" in str(exc))
+    ):
         return "the Docker engine did not answer in time"
     return _first_line(exc)
-
-
-def _explain(exc: docker.errors.APIError) -> str:
-    return _first_line(exc.explanation or exc)
 
 
 def _first_line(value: object) -> str:
@@ -986,6 +1023,20 @@ def _restart_policy(name: str | None, retries: int) -> dict[str, Any] | None:
     if name == "on-failure" and retries:
         policy["MaximumRetryCount"] = retries
     return policy
+
+
+def _build_context(context: Path) -> IO[bytes]:
+    """The build context as the docker CLI sends it: a tar of the directory, without what its
+    ``.dockerignore`` excludes (the SDK's reading of that file, which the CLI's matches)."""
+    import docker.utils
+
+    exclude = None
+    ignore = context / ".dockerignore"
+    if ignore.exists():
+        lines = (line.strip() for line in ignore.read_text().splitlines())
+        exclude = [line for line in lines if line and not line.startswith("#")]
+    archive = docker.utils.tar(context, exclude=exclude, dockerfile=(None, None))
+    return cast("IO[bytes]", archive)
 
 
 def _exec_text(chunks: list[bytes]) -> str:

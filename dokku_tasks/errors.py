@@ -120,6 +120,42 @@ class LayersUnreadableError(EngineError):
         self.reason = reason
 
 
+class EngineCallError(Exception):
+    """A request to the Docker engine's API failed (:mod:`dokku_tasks.engine_api`).
+
+    Never shown as such: :mod:`dokku_tasks.engine` turns each into an :class:`EngineError`
+    (or a :class:`SourceError`) that says what was being done.
+    """
+
+    def __init__(self, explanation: str) -> None:
+        super().__init__(explanation)
+        self.explanation = explanation
+
+
+class EngineRefusedError(EngineCallError):
+    """The engine answered with an HTTP error; ``explanation`` is its message."""
+
+    def __init__(self, status_code: int, explanation: str) -> None:
+        super().__init__(explanation)
+        self.status_code = status_code
+
+
+class EngineNotFoundError(EngineRefusedError):
+    """The engine answered 404: no such container, image, exec or path."""
+
+
+class EngineImageNotFoundError(EngineNotFoundError):
+    """The engine answered 404 because an image does not exist."""
+
+
+class EngineTransportError(EngineCallError):
+    """The engine could not be talked to: no socket, a refused or dropped connection."""
+
+
+class EngineTimeoutError(EngineTransportError):
+    """The engine did not answer within the request's timeout."""
+
+
 class CommandError(DokkuTasksError):
     """A task command that cannot be turned into an argv (for example unbalanced quotes)."""
 

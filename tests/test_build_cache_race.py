@@ -53,6 +53,13 @@ def _engine(api: _ScriptedApi) -> Engine:
     return engine
 
 
+@pytest.fixture
+def context(tmp_path: Path) -> Path:
+    """A build context of its own: the engine tars it before each attempt."""
+    (tmp_path / "Dockerfile").write_text("FROM base\n")
+    return tmp_path
+
+
 RACED: list[dict[str, Any]] = [{"stream": "Step 1/2 : FROM base\n"}, {"error": VANISHED}]
 BUILT: list[dict[str, Any]] = [
     {"stream": "Step 1/2 : FROM base\n"},
@@ -60,11 +67,11 @@ BUILT: list[dict[str, Any]] = [
 ]
 
 
-def test_a_raced_build_is_built_again_and_says_so() -> None:
+def test_a_raced_build_is_built_again_and_says_so(context: Path) -> None:
     api = _ScriptedApi(RACED, BUILT)
     lines: list[str] = []
     notes: list[str] = []
-    image = _engine(api).build(Path("/ctx"), {}, lines.append, on_rebuild=notes.append)
+    image = _engine(api).build(context, {}, lines.append, on_rebuild=notes.append)
     assert image == "sha256:built"
     assert api.builds == 2
     assert lines == ["Step 1/2 : FROM base", "Step 1/2 : FROM base"]
@@ -74,29 +81,29 @@ def test_a_raced_build_is_built_again_and_says_so() -> None:
     ]
 
 
-def test_a_build_that_keeps_racing_fails_after_the_last_attempt() -> None:
+def test_a_build_that_keeps_racing_fails_after_the_last_attempt(context: Path) -> None:
     api = _ScriptedApi(*[RACED] * BUILD_ATTEMPTS)
     notes: list[str] = []
     with pytest.raises(BuildError) as failure:
-        _engine(api).build(Path("/ctx"), {}, lambda line: None, on_rebuild=notes.append)
+        _engine(api).build(context, {}, lambda line: None, on_rebuild=notes.append)
     assert failure.value.message == f"Image build failed: {VANISHED}"
     assert api.builds == BUILD_ATTEMPTS == 3
     assert len(notes) == BUILD_ATTEMPTS - 1
 
 
-def test_another_build_failure_is_not_retried() -> None:
+def test_another_build_failure_is_not_retried(context: Path) -> None:
     api = _ScriptedApi([{"error": "The command '/bin/sh -c false' returned a non-zero code: 1"}])
     with pytest.raises(BuildError) as failure:
-        _engine(api).build(Path("/ctx"), {}, lambda line: None, on_rebuild=pytest.fail)
+        _engine(api).build(context, {}, lambda line: None, on_rebuild=pytest.fail)
     assert failure.value.message == (
         "Image build failed: The command '/bin/sh -c false' returned a non-zero code: 1"
     )
     assert api.builds == 1
 
 
-def test_a_raced_build_needs_no_rebuild_callback() -> None:
+def test_a_raced_build_needs_no_rebuild_callback(context: Path) -> None:
     api = _ScriptedApi(RACED, BUILT)
-    assert _engine(api).build(Path("/ctx"), {}, lambda line: None) == "sha256:built"
+    assert _engine(api).build(context, {}, lambda line: None) == "sha256:built"
 
 
 # -- on the real engine ----------------------------------------------------------------------

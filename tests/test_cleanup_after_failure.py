@@ -19,23 +19,19 @@ from dokku_tasks.specs import Interruption
 
 
 class _Api:
-    timeout = 600
-
-
-class _Client:
-    """Just enough of a Docker client for the engine's clean-up bookkeeping."""
+    """Just enough of EngineApi for the engine's clean-up bookkeeping."""
 
     def __init__(self) -> None:
-        self.api = _Api()
+        self.timeout = 600
         self.closed = False
 
     def close(self) -> None:
         self.closed = True
 
 
-def _engine(interruption: Interruption | None = None) -> tuple[Engine, _Client]:
-    client = _Client()
-    return Engine(client, "test", interruption), client  # type: ignore[arg-type]
+def _engine(interruption: Interruption | None = None) -> tuple[Engine, _Api]:
+    api = _Api()
+    return Engine(api, "test", interruption), api  # type: ignore[arg-type]
 
 
 def test_cleanup_line_names_the_first_failure_and_counts_the_rest() -> None:
@@ -76,14 +72,14 @@ def test_interruption_records_the_first_signal_and_tells_listeners() -> None:
 
 def test_a_signal_shortens_the_engine_requests() -> None:
     interruption = Interruption()
-    _, client = _engine(interruption)
-    assert client.api.timeout == 600
+    _, api = _engine(interruption)
+    assert api.timeout == 600
     interruption.signal(2)
-    assert client.api.timeout == 2
+    assert api.timeout == 2
 
 
 def test_close_waits_for_queued_clean_up_and_reports_its_failure() -> None:
-    engine, client = _engine()
+    engine, api = _engine()
     done: list[str] = []
 
     def slow() -> None:
@@ -99,7 +95,7 @@ def test_close_waits_for_queued_clean_up_and_reports_its_failure() -> None:
     with pytest.raises(EngineError, match="Cannot remove container abc: gone wrong"):
         engine.close()
     assert done == ["slow", "after"]  # steps run in order, a failure does not stop the rest
-    assert client.closed
+    assert api.closed
 
 
 def test_a_step_that_fails_with_a_foreign_error_is_one_line() -> None:
@@ -116,7 +112,7 @@ def test_a_step_that_fails_with_a_foreign_error_is_one_line() -> None:
 
 def test_after_a_signal_close_gives_up_on_a_stuck_step_within_the_budget() -> None:
     interruption = Interruption(budget=0.5)
-    engine, client = _engine(interruption)
+    engine, api = _engine(interruption)
     release = threading.Event()
     engine.later(lambda: release.wait(30))  # an engine that stopped answering
     engine.later(lambda: None)
@@ -129,7 +125,7 @@ def test_after_a_signal_close_gives_up_on_a_stuck_step_within_the_budget() -> No
         "The Docker engine did not finish 2 clean-up step(s) within 0.5 s; the next deploy "
         "removes what they left"
     )
-    assert client.closed
+    assert api.closed
     release.set()
 
 

@@ -1081,15 +1081,17 @@ def test_a_command_starts_and_ends_without_a_collection(root: Path) -> None:
 @pytest.mark.parametrize("engine", [True, False])
 def test_a_long_command_collects_once_started(root: Path, engine: bool) -> None:
     """deploy and run turn the collector back on, with start-up frozen and (for the engine)
-    the Docker SDK imported first."""
+    the engine's modules imported first, but never the Docker SDK: the engine's own HTTP
+    client speaks to it."""
     probe = (
         "import gc, sys\n"
         "from dokku_tasks import cli\n"
         "gc.disable()\n"
         f"cli.long_running(engine={engine})\n"
-        "print(gc.isenabled(), gc.get_freeze_count() > 0, 'docker' in sys.modules)\n"
+        "print(gc.isenabled(), gc.get_freeze_count() > 0, 'dokku_tasks.engine_api' in sys.modules,"
+        " 'docker' in sys.modules, 'requests' in sys.modules)\n"
     )
-    assert _probe(root, probe) == ["True", "True", str(engine)]
+    assert _probe(root, probe) == ["True", "True", str(engine), "False", "False"]
 
 
 def test_a_command_run_in_process_leaves_the_collector_alone() -> None:

@@ -11,7 +11,6 @@ deploy contacts the engine before it reads its files, so those cases are ``engin
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -208,11 +207,10 @@ def test_image_file_over_the_limit_is_refused() -> None:
     )
 
 
-class _Response:
-    def __init__(self, status: int, chunks: list[bytes], headers: dict[str, str]) -> None:
-        self.status_code = status
-        self.ok = status < 400
-        self.headers = headers
+class _Archive:
+    """A streamed archive, as EngineApi.get_archive gives it."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
         self.chunks = chunks
         self.closed = False
 
@@ -224,27 +222,21 @@ class _Response:
 
 
 class _FakeApi:
-    """Just enough of the SDK's APIClient for Engine._read_file: stat (HEAD) and archive (GET)."""
+    """Just enough of EngineApi for Engine._read_file: the stat (HEAD) and the archive (GET)."""
 
     timeout = 60
 
     def __init__(self, stat: dict[str, Any], chunks: list[bytes]) -> None:
-        import base64
-
-        header = base64.b64encode(json.dumps(stat).encode()).decode()
-        self.head_response = _Response(200, [], {"X-Docker-Container-Path-Stat": header})
-        self.get_response = _Response(200, chunks, {})
+        self.stat = stat
+        self.archive = _Archive(chunks)
         self.gets = 0
 
-    def _url(self, template: str, *args: str) -> str:
-        return template.format(*args)
+    def archive_stat(self, container: str, path: str) -> dict[str, Any]:
+        return self.stat
 
-    def head(self, url: str, params: dict[str, str]) -> _Response:
-        return self.head_response
-
-    def get(self, url: str, **kwargs: Any) -> _Response:
+    def get_archive(self, container: str, path: str) -> _Archive:
         self.gets += 1
-        return self.get_response
+        return self.archive
 
 
 def _engine(api: _FakeApi) -> Engine:
@@ -270,7 +262,7 @@ def test_engine_bounds_the_archive_it_streams() -> None:
     api = _FakeApi({"name": "Procfile", "size": 10, "mode": 0o644}, endless)
     with pytest.raises(FileTooLargeError, match=r"/app/Procfile in the image is over the limit"):
         _engine(api)._read_file("c0ffee", "/app/Procfile")
-    assert api.get_response.closed
+    assert api.archive.closed
 
 
 def test_engine_never_fetches_a_directory() -> None:

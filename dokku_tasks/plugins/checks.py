@@ -707,12 +707,8 @@ def running_processes(engine: Engine, app: str) -> list[StartedProcess]:
 
 
 def _container_port(engine: Engine, container_id: str) -> int | None:
-    from ..engine import engine_errors
-
-    with engine_errors(f"Cannot inspect container {container_id[:12]}"):
-        env = engine.api.inspect_container(container_id).get("Config", {}).get("Env") or []
-    for item in env:
-        name, _, value = str(item).partition("=")
+    for item in engine.environment(container_id):
+        name, _, value = item.partition("=")
         if name == "PORT" and value.isdigit() and 0 < int(value) <= 65535:
             return int(value)
     return None
